@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AS-safe: allocation entry points (alloc, calloc, aligned_alloc).
+ *
+ * The fast path charges the block's size to the pool's budget (one CAS; the
+ * capacity check), pops the class's free stack (one CAS loop) and marks the
+ * block live; every miss (empty stack, large class, corruption) goes to
+ * sigsafe__alloc_slow() in span.c.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "stack.h"
+
+#define PAGE_UP(x) (((x) + SS_PAGE - 1) & ~(size_t)(SS_PAGE - 1))
+
+/* Count one handed-out block; `now` is the budget after charging it. */
+SS_INLINE void count_alloc(sigsafe_pool *pool, uint64_t now)
+{
+    /* relaxed: independent counters, exact once the pool is quiescent. */
+    ss_add_relaxed(&pool->stats.allocs, 1);
+    /* relaxed: the peak is a monotonic maximum; any stale read only sends
+     * us to the CAS loop, which settles it. */
+    if (SS_UNLIKELY(now > ss_load_relaxed(&pool->stats.peak)))
+        sigsafe__peak_update(pool, now);
+}
+
+/* The slow path handed out a block of another size: charge the difference
+ * (a stolen larger block), or give the block back if that is over cap. */
+static SS_NOINLINE void *settle(sigsafe_pool *pool, uint32_t id,
+                                size_t charged)
+{
+    const ss_span *s = &pool->spans[id >> SS_ID_SHIFT];
+    uint64_t now = 0;
+    if (s->block_size <= charged ||
+        (now = ss_budget_take(pool, s->block_size - charged)) != 0) {
+        if (s->block_size < charged)
+            ss_budget_give(pool, charged - s->block_size);
+        /* relaxed: a snapshot for the peak. */
+        count_alloc(pool, now ? now : ss_load_relaxed(&pool->budget));
+        return ss_block_addr(pool, id);
+    }
+    uint64_t bit = 0;
+    /* relaxed: as in free_block(); the push publishes. */
+    ss_and_relaxed(ss_state(pool, id, &bit), ~bit);
+    ss_push_chain(pool, s->cls, id, id);
+    ss_budget_give(pool, charged);
+    ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+    return NULL;
+}
+
+void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls)
+{
+    if (SS_UNLIKELY(pool->flags & SIGSAFE_POOL_GUARD_EACH)) /* whole pages */
+        cls = ss_class_of(PAGE_UP(ss_class_size(cls)));
+    size_t bs = ss_class_size(cls);
+    uint64_t now = ss_budget_take(pool, bs);
+    if (SS_UNLIKELY(!now)) {
+        ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+        return NULL;
+    }
+    if (SS_LIKELY(cls < pool->span_classes)) {
+        int bad = 0;
+        uint32_t id = ss_pop(pool, cls, &bad);
+        if (SS_LIKELY(id != SS_NIL)) {
+            uint64_t bit;
+            ss_a64 *st = ss_state(pool, id, &bit);
+            /* relaxed: the bit's own modification order is all the
+             * double-free check needs; the block was handed over by the
+             * acquire in ss_pop(). */
+            if (SS_LIKELY(!(ss_or_relaxed(st, bit) & bit))) {
+                count_alloc(pool, now);
+                return ss_block_addr(pool, id);
+            }
+            /* A live block on the free list: the list is corrupt. */
+            sigsafe__list_corrupt(pool, cls, id);
+        } else if (SS_UNLIKELY(bad)) {
+            sigsafe__list_corrupt(pool, cls, SS_NIL);
+        }
+    }
+    uint32_t id = sigsafe__alloc_slow(pool, cls);
+    if (SS_UNLIKELY(id == SS_NIL)) {
+        ss_budget_give(pool, bs);
+        ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+        return NULL;
+    }
+    if (SS_UNLIKELY(pool->spans[id >> SS_ID_SHIFT].block_size != bs))
+        return settle(pool, id, bs);
+    count_alloc(pool, now);
+    return ss_block_addr(pool, id);
+}
+
+void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
+{
+    if (SS_UNLIKELY(!sigsafe__pool_valid(pool)))
+        return NULL;
+    if (SS_UNLIKELY(size > pool->capacity)) {
+        ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+        return NULL;
+    }
+    return sigsafe__alloc_class(pool, ss_class_of(size));
+}
+
+void *sigsafe_alloc(size_t size)
+{
+    sigsafe_pool *pool = sigsafe_current_pool();
+    void *p = sigsafe_pool_alloc(pool, size);
+    if (SS_UNLIKELY(!p) && (pool = sigsafe__reserve_for(pool)) != NULL)
+        p = sigsafe_pool_alloc(pool, size);
+    return p;
+}
+
+void *sigsafe_pool_calloc(sigsafe_pool *pool, size_t n, size_t size)
+{
+    size_t bytes;
+    if (SS_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) {
+        if (sigsafe__pool_valid(pool))
+            ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+        return NULL;
+    }
+    void *p = sigsafe_pool_alloc(pool, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void *sigsafe_calloc(size_t n, size_t size)
+{
+    sigsafe_pool *pool = sigsafe_current_pool();
+    void *p = sigsafe_pool_calloc(pool, n, size);
+    size_t bytes;
+    if (SS_UNLIKELY(!p) && !__builtin_mul_overflow(n, size, &bytes) &&
+        (pool = sigsafe__reserve_for(pool)) != NULL)
+        p = sigsafe_pool_calloc(pool, n, size);
+    return p;
+}
+
+/*
+ * Every class whose size is a multiple of `alignment` (a power of two up to
+ * the page size) hands out blocks aligned to it: spans are 64 KiB aligned,
+ * a span's blocks end at 60 KiB (a multiple of 4096), and slots start on a
+ * page.  So the answer is the first such class that holds `size` bytes.
+ */
+void *sigsafe_pool_aligned_alloc(sigsafe_pool *pool, size_t alignment,
+                                 size_t size)
+{
+    if (SS_UNLIKELY(!sigsafe__pool_valid(pool)))
+        return NULL;
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 ||
+        alignment > SS_PAGE || size > pool->capacity) {
+        ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+        return NULL;
+    }
+    unsigned cls = ss_class_of(size < alignment ? alignment : size);
+    while (ss_class_size(cls) & (alignment - 1))
+        cls++; /* ends by class 27 (4096) at the latest */
+    return sigsafe__alloc_class(pool, cls);
+}
+
+void *sigsafe_aligned_alloc(size_t alignment, size_t size)
+{
+    sigsafe_pool *pool = sigsafe_current_pool();
+    void *p = sigsafe_pool_aligned_alloc(pool, alignment, size);
+    if (SS_UNLIKELY(!p) && (pool = sigsafe__reserve_for(pool)) != NULL)
+        p = sigsafe_pool_aligned_alloc(pool, alignment, size);
+    return p;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared: the only includer of <stdatomic.h>.  Every wrapper names its memory
+ * order, so that the order is visible at each call site and reviewable next
+ * to the comment that justifies it.  No default (seq_cst) operations.
+ */
+#ifndef SS_ATOMIC_H
+#define SS_ATOMIC_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "int atomics must be lock-free");
+
+typedef _Atomic uint64_t ss_a64;
+typedef _Atomic uint32_t ss_a32;
+typedef _Atomic int ss_aint;
+typedef _Atomic(void *) ss_aptr;
+
+#define ss_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define ss_load_acquire(p) atomic_load_explicit((p), memory_order_acquire)
+#define ss_store_relaxed(p, v) \
+    atomic_store_explicit((p), (v), memory_order_relaxed)
+#define ss_store_release(p, v) \
+    atomic_store_explicit((p), (v), memory_order_release)
+#define ss_add_relaxed(p, v) \
+    atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+#define ss_sub_relaxed(p, v) \
+    atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
+#define ss_or_relaxed(p, v) \
+    atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
+#define ss_and_relaxed(p, v) \
+    atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
+#define ss_xchg_acq_rel(p, v) \
+    atomic_exchange_explicit((p), (v), memory_order_acq_rel)
+/* On failure the expected value is reloaded with the second order. */
+#define ss_cas_weak_acquire(p, e, d)                                        \
+    atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
+                                          memory_order_acquire,            \
+                                          memory_order_acquire)
+#define ss_cas_weak_release(p, e, d)                                        \
+    atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
+                                          memory_order_release,            \
+                                          memory_order_relaxed)
+#define ss_cas_weak_relaxed(p, e, d)                                        \
+    atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
+                                          memory_order_relaxed,            \
+                                          memory_order_relaxed)
+#define ss_cas_strong_acq_rel(p, e, d)                                      \
+    atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+                                            memory_order_acq_rel,          \
+                                            memory_order_acquire)
+#define ss_signal_fence_seq_cst() atomic_signal_fence(memory_order_seq_cst)
+
+#endif /* SS_ATOMIC_H */

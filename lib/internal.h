@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared: internal types and helpers.
+ *
+ * Glossary
+ *   page     4096 bytes; the unit of guard pages.
+ *   span     64 KiB of the small area (more in big pools with mprotect
+ *            guards): its last page is a guard page, the rest holds blocks
+ *            of one small size class, packed against the guard
+ *            (right-aligned) so the last block ends at the guard.
+ *   slot     one block of a large class (> 16 KiB): a page-multiple region
+ *            followed by its own guard page.  A slot has a span header too
+ *            (with one block), so small and large blocks share one code path.
+ *   class    a size class; 0..SS_NSMALL-1 are small, the rest large.
+ *   id       a block's index: (span header index << 12) | block in span.
+ *   head     a free-list head: 32-bit id + 32-bit ABA tag in one 64-bit word.
+ *   budget   bytes charged against the capacity: the usable size of every
+ *            live block.  It is bytes_in_use, and the hard cap.
+ *
+ * Region of one pool (one mmap reservation; see docs/design.md):
+ *   [pool header][span headers][small links][small states][guard pages]
+ *   [span 0 .. span nsmall-1, 64 KiB aligned][large class areas]
+ */
+#ifndef SS_INTERNAL_H
+#define SS_INTERNAL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sigsafe.h"
+#include "atomic.h"
+#include "internal_attrs.h"
+
+#define SS_PAGE 4096u
+#define SS_SPAN_SHIFT 16                           /* 64 KiB spans ... */
+#define SS_SPAN_SHIFT_MAX 18                       /* ... up to 256 KiB */
+#define SS_SPAN (1u << SS_SPAN_SHIFT)
+#define SS_ID_SHIFT 12                             /* blocks per span < 4096 */
+#define SS_ID_MASK ((1u << SS_ID_SHIFT) - 1)
+#define SS_MAX_HEADERS (1u << 20)                  /* 32-bit ids */
+#define SS_NIL 0xffffffffu                         /* empty list / end */
+#define SS_STATE_WORDS (1u << (SS_ID_SHIFT - 6))   /* bitmap words per span */
+
+#define SS_NSMALL 36u          /* classes 16 .. 16384 */
+#define SS_NCLASSES 120u       /* up to 2^35 bytes */
+#define SS_SMALL_MAX 16384u
+#define SS_PAGE_CLASS 27u      /* the 4096-byte class: GUARD_EACH's smallest */
+#define SS_MAX_SLOTS 4096u     /* per large class */
+#define SS_MPROTECT_GUARDS 7000u /* guard pages per pool with mprotect */
+#define SS_DEFAULT_CAPACITY ((size_t)4 << 20)
+#define SS_MAX_CAPACITY ((size_t)16 << 30)
+#define SS_MAX_POOLS 256u
+#define SS_NAME_MAX 31u
+#define SS_CTX_DEPTH 16u       /* nested contexts per thread */
+#ifndef SIGSAFE_CONTEXT_TLS
+#define SIGSAFE_CONTEXT_TLS 1  /* 0: no TLS; sigsafe_alloc uses the default */
+#endif
+
+#define SS_POOL_MAGIC 0x73696773616665ULL /* "sigsafe" */
+#define SS_KNOWN_FLAGS                                                     \
+    (SIGSAFE_POOL_PREFAULT | SIGSAFE_POOL_GUARD_EACH |                     \
+     SIGSAFE_POOL_NO_SYSCALLS)
+
+/*
+ * Span header: written once when the span (or slot) is carved, before any of
+ * its blocks is published; immutable afterwards.  `magic` is stored last with
+ * release so that a lookup that reads it with acquire sees the rest.
+ */
+typedef struct ss_span {
+    ss_a64 magic;         /* pool secret ^ header index; 0 = not carved */
+    uintptr_t start;      /* address of block 0 */
+    size_t block_size;
+    uint32_t recip;       /* floor(2^32 / block_size) + 1: exact division */
+    uint32_t nblocks;
+    uint32_t cls;
+    ss_a32 link1;         /* large slots: the free-list link */
+    ss_a64 state1;        /* large slots: bit 0 = live */
+    uint64_t pad[2];
+} ss_span;
+_Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
+
+/* A free-list head alone on its cache line. */
+typedef struct ss_head {
+    _Alignas(64) ss_a64 word; /* id (low 32) | tag (high 32) */
+} ss_head;
+
+typedef struct ss_large {
+    uintptr_t base;       /* first slot */
+    size_t stride;        /* block size + guard page */
+    uint32_t nslots;
+    uint32_t first_hdr;   /* header index of slot 0 */
+    ss_a32 frontier;      /* slots carved so far */
+    uint32_t pad;
+} ss_large;
+
+/* Statistics counters; relaxed: each is an independent count. */
+typedef struct ss_counters {
+    _Alignas(64) ss_a64 allocs;
+    ss_a64 frees;
+    ss_a64 failed;
+    ss_a64 rejected;
+    ss_a64 peak;
+} ss_counters;
+
+struct sigsafe_pool {
+    uint64_t magic;           /* SS_POOL_MAGIC ^ (uintptr_t)self */
+    uint64_t secret;          /* random; span magic = secret ^ index */
+    char name[SS_NAME_MAX + 1];
+    unsigned flags;
+    unsigned nclasses;        /* classes this pool serves */
+    unsigned span_classes;    /* classes below this live in spans */
+    unsigned first_slot_class; /* classes from this one have slot areas */
+    int use_mprotect;         /* guard pages by mprotect, not madvise */
+    size_t capacity;
+    uintptr_t end;            /* reservation: [pool, end) */
+    size_t map_size;
+    uintptr_t small_base;     /* span 0; span aligned */
+    unsigned span_shift;      /* log2 of the span size */
+    uint32_t span_usable;     /* span size minus its guard page */
+    uintptr_t small_end;
+    uint32_t nsmall;          /* spans in the small area */
+    uint32_t nheaders;        /* spans + large slots */
+    uint32_t id_limit;        /* every valid id is below this */
+    uint32_t registry_slot;
+    size_t meta_bytes;        /* header + tables (for bytes_mapped) */
+    ss_span *spans;           /* nheaders */
+    ss_a32 *links;            /* small ids: next id in the free list */
+    ss_a64 *states;           /* small ids: bit set = live */
+    uintptr_t large_base;     /* first large area */
+    ss_large large[SS_NCLASSES];
+    ss_a32 small_frontier;    /* spans carved so far */
+    ss_a64 budget;            /* bytes of live blocks (<= capacity) */
+    ss_a64 mapped;            /* bytes of spans and slots put to use */
+    ss_counters stats;
+    ss_head heads[SS_NCLASSES];
+};
+
+/* ---- size classes (sizeclass.c) */
+
+/* Class of a request of n bytes, n <= SS_MAX_CAPACITY. */
+SS_INLINE unsigned ss_class_of(size_t n)
+{
+    if (n <= 128)
+        return n ? (unsigned)((n - 1) >> 4) : 0;
+    size_t m = n - 1;
+    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)m);
+    return 8u + ((k - 7u) << 2) + (unsigned)((m >> (k - 2u)) & 3u);
+}
+
+SS_INLINE size_t ss_class_size(unsigned cls)
+{
+    if (cls < 8)
+        return (size_t)(cls + 1) << 4;
+    unsigned k = 7u + (cls - 8u) / 4u;
+    return ((size_t)1 << k) + ((size_t)((cls - 8u) % 4u + 1) << (k - 2));
+}
+
+/* ---- the budget: one CAS, never overshoot-then-undo, so a failing caller
+ * cannot make another one fail.  Returns the new total, 0 if over cap. */
+SS_INLINE uint64_t ss_budget_take(sigsafe_pool *pool, size_t bytes)
+{
+    /* relaxed: the budget only counts bytes; blocks are handed over by the
+     * free lists' own acquire/release. */
+    uint64_t b = ss_load_relaxed(&pool->budget);
+    do {
+        if (bytes > pool->capacity - b)
+            return 0;
+    } while (!ss_cas_weak_relaxed(&pool->budget, &b, b + bytes));
+    return b + bytes;
+}
+
+SS_INLINE void ss_budget_give(sigsafe_pool *pool, size_t bytes)
+{
+    ss_sub_relaxed(&pool->budget, bytes); /* relaxed: a count */
+}
+
+/* ---- ids */
+
+SS_INLINE uint32_t ss_id(uint32_t hdr, uint32_t i)
+{
+    return (hdr << SS_ID_SHIFT) | i;
+}
+
+SS_INLINE int ss_is_small_id(const sigsafe_pool *pool, uint32_t id)
+{
+    return id < (pool->nsmall << SS_ID_SHIFT);
+}
+
+SS_INLINE ss_a32 *ss_link(sigsafe_pool *pool, uint32_t id)
+{
+    return ss_is_small_id(pool, id) ? &pool->links[id]
+                                    : &pool->spans[id >> SS_ID_SHIFT].link1;
+}
+
+SS_INLINE ss_a64 *ss_state(sigsafe_pool *pool, uint32_t id, uint64_t *bit)
+{
+    if (ss_is_small_id(pool, id)) {
+        *bit = 1ull << (id & 63u);
+        return &pool->states[id >> 6];
+    }
+    *bit = 1;
+    return &pool->spans[id >> SS_ID_SHIFT].state1;
+}
+
+SS_INLINE void *ss_block_addr(const sigsafe_pool *pool, uint32_t id)
+{
+    const ss_span *s = &pool->spans[id >> SS_ID_SHIFT];
+    return (void *)(s->start + (id & SS_ID_MASK) * s->block_size);
+}
+
+/* ---- AS-safe internals */
+
+/* span.c: the free lists, refill, carving; the pool-building core. */
+SS_HIDDEN void sigsafe__list_corrupt(sigsafe_pool *pool, unsigned cls,
+                                    uint32_t id);
+SS_HIDDEN uint32_t sigsafe__alloc_slow(sigsafe_pool *pool, unsigned cls);
+SS_HIDDEN int sigsafe__pool_build(const sigsafe_pool_config *cfg,
+                                  sigsafe_pool **out);
+SS_HIDDEN void sigsafe__pool_unmap(sigsafe_pool *pool);
+SS_HIDDEN int sigsafe__config_check(const sigsafe_pool_config *cfg);
+SS_HIDDEN void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s);
+SS_HIDDEN int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s);
+SS_HIDDEN extern int sigsafe__guard_force_mprotect; /* tests only */
+
+/* lookup.c: pointer -> pool, span, block. */
+typedef struct ss_where {
+    sigsafe_pool *pool; /* NULL: in no pool */
+    uint32_t id;        /* valid when ok */
+    int ok;             /* 1: p is the start of a carved block */
+} ss_where;
+SS_HIDDEN sigsafe_pool *sigsafe__registry_find(uintptr_t p);
+SS_HIDDEN ss_where sigsafe__locate(const void *p);
+SS_HIDDEN int sigsafe__registry_add(sigsafe_pool *pool);
+SS_HIDDEN void sigsafe__registry_remove(sigsafe_pool *pool);
+SS_HIDDEN int sigsafe__pool_valid(const sigsafe_pool *pool);
+
+/* Guard-page faults, for the guard component. */
+typedef enum ss_fault_kind {
+    SS_FAULT_NONE,
+    SS_FAULT_OVERFLOW,       /* past the end of a slot block */
+    SS_FAULT_UNDERFLOW,      /* before the start of a slot block */
+    SS_FAULT_USE_AFTER_FREE, /* a quarantined (freed) GUARD_EACH block */
+    SS_FAULT_SPAN_END,       /* past the last block of a span */
+} ss_fault_kind;
+typedef struct ss_fault {
+    sigsafe_pool *pool;
+    ss_fault_kind kind;
+    uintptr_t block; /* 0 if the block was never carved */
+    size_t size;
+    intptr_t offset; /* fault address - block */
+} ss_fault;
+SS_HIDDEN int sigsafe__classify_fault(uintptr_t addr, ss_fault *f);
+
+/* free.c */
+SS_HIDDEN int sigsafe__free_in(const void *p, sigsafe_pool **owner);
+
+/* context.c */
+SS_HIDDEN sigsafe_pool *sigsafe__default_pool(void);
+SS_HIDDEN sigsafe_pool *sigsafe__default_peek(void);
+SS_HIDDEN sigsafe_pool *sigsafe__default_offer(sigsafe_pool *mine);
+SS_HIDDEN uint32_t sigsafe__context_depth(void);
+SS_HIDDEN sigsafe_pool *sigsafe__reserve_for(const sigsafe_pool *pool);
+SS_HIDDEN void sigsafe__trampoline(int signo, siginfo_t *info, void *uctx);
+SS_HIDDEN extern ss_a64 sigsafe__ctx_overflows;
+#define SS_NSIG 65                 /* signals 1..64 */
+SS_HIDDEN extern ss_aptr sigsafe__bound[SS_NSIG];
+SS_HIDDEN extern ss_aptr sigsafe__user_handler[SS_NSIG];
+SS_HIDDEN extern ss_aptr sigsafe__reserve_pool;
+
+/* stats.c */
+SS_HIDDEN void sigsafe__peak_update(sigsafe_pool *pool, uint64_t now);
+
+/* report.c: one line on the report fd. */
+SS_HIDDEN void sigsafe__report_reject(sigsafe_pool *pool, const void *p,
+                                      const char *why);
+SS_HIDDEN void sigsafe__report_corrupt(sigsafe_pool *pool, unsigned cls,
+                                       uint32_t id);
+SS_HIDDEN extern ss_aint sigsafe__report_fd;
+
+/* alloc.c */
+SS_HIDDEN void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls);
+
+#endif /* SS_INTERNAL_H */

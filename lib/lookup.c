@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AS-safe: pointer -> pool, span, block; the pool registry;
+ * sigsafe_usable_size() and sigsafe_pool_of().
+ *
+ * A bad pointer is rejected by arithmetic alone: find the pool whose
+ * reservation holds it, the span header its address maps to, check that
+ * the span was carved by this pool (magic), and that the offset is a whole
+ * number of blocks.  Nothing here dereferences the pointer itself.
+ */
+#include "internal.h"
+
+/*
+ * Registry: a fixed table of pools.  Invariant: a non-NULL slot names a
+ * fully built pool whose header is immutable until it is removed.
+ * Callers: any context (lookups); set-up code and the first use that builds
+ * the default pool (adds).  Lock-free: adding is one CAS on an empty slot.
+ */
+static ss_aptr registry[SS_MAX_POOLS];
+static ss_a32 registry_top; /* slots at or above this were never used */
+
+int sigsafe__registry_add(sigsafe_pool *pool)
+{
+    for (uint32_t i = 0; i < SS_MAX_POOLS; i++) {
+        void *expect = NULL;
+        pool->registry_slot = i;
+        /* acq_rel: release publishes the built pool to lookups (pairs with
+         * the acquire load in sigsafe__registry_find()); acquire is unused
+         * but the failure order cannot be weaker than needed. */
+        if (ss_cas_strong_acq_rel(&registry[i], &expect, (void *)pool)) {
+            /* relaxed: a hint bounding the scan; the slot itself is the
+             * published fact, and a lookup that misses the new top cannot
+             * be looking for a pointer of this pool yet. */
+            uint32_t top = ss_load_relaxed(&registry_top);
+            while (top < i + 1 &&
+                   !ss_cas_weak_relaxed(&registry_top, &top, i + 1))
+                ;
+            return 0;
+        }
+    }
+    return 12; /* ENOMEM: too many pools */
+}
+
+void sigsafe__registry_remove(sigsafe_pool *pool)
+{
+    /* release: orders the pool's last uses before its slot is freed. */
+    ss_store_release(&registry[pool->registry_slot], NULL);
+}
+
+sigsafe_pool *sigsafe__registry_find(uintptr_t p)
+{
+    /* relaxed: see sigsafe__registry_add(). */
+    uint32_t top = ss_load_relaxed(&registry_top);
+    for (uint32_t i = 0; i < top; i++) {
+        /* acquire: pairs with the release CAS in sigsafe__registry_add(),
+         * so the pool's header fields are visible. */
+        sigsafe_pool *pool = ss_load_acquire(&registry[i]);
+        if (pool && p >= (uintptr_t)pool && p < pool->end)
+            return pool;
+    }
+    return NULL;
+}
+
+int sigsafe__pool_valid(const sigsafe_pool *pool)
+{
+    return pool && pool->magic == (SS_POOL_MAGIC ^ (uintptr_t)pool);
+}
+
+/* Header index of the span or slot holding address a; SS_NIL if none. */
+static uint32_t header_of(const sigsafe_pool *pool, uintptr_t a)
+{
+    if (a >= pool->small_base && a < pool->small_end)
+        return (uint32_t)((a - pool->small_base) >> pool->span_shift);
+    if (a < pool->large_base || a >= pool->end)
+        return SS_NIL;
+    /* Binary search over the large class areas, in address order. */
+    unsigned lo = pool->first_slot_class, hi = pool->nclasses;
+    while (hi - lo > 1) {
+        unsigned mid = (lo + hi) / 2;
+        if (a >= pool->large[mid].base)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const ss_large *lg = &pool->large[lo];
+    if (a < lg->base)
+        return SS_NIL;
+    size_t slot = (a - lg->base) / lg->stride;
+    return slot < lg->nslots ? lg->first_hdr + (uint32_t)slot : SS_NIL;
+}
+
+ss_where sigsafe__locate(const void *p)
+{
+    ss_where w = {sigsafe__registry_find((uintptr_t)p), SS_NIL, 0};
+    if (!w.pool)
+        return w;
+    uintptr_t a = (uintptr_t)p;
+    uint32_t h = header_of(w.pool, a);
+    if (h == SS_NIL)
+        return w;
+    const ss_span *s = &w.pool->spans[h];
+    /* acquire: pairs with the release store in header_publish(). */
+    if (ss_load_acquire(&s->magic) != (w.pool->secret ^ h) || a < s->start)
+        return w;
+    uintptr_t off = a - s->start;
+    uint32_t i = 0;
+    if (s->nblocks > 1) {
+        /* off < 2^18 and block_size <= 2^14: the reciprocal is exact (its
+         * error, below off / 2^32 < 2^-14, never reaches 1 / block_size). */
+        i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
+        off -= (uintptr_t)i * s->block_size;
+    }
+    if (off != 0 || i >= s->nblocks)
+        return w;
+    w.id = ss_id(h, i);
+    w.ok = 1;
+    return w;
+}
+
+/* 1 if the block is live now (racy by nature; exact when quiescent). */
+static int is_live(sigsafe_pool *pool, uint32_t id)
+{
+    uint64_t bit;
+    ss_a64 *st = ss_state(pool, id, &bit);
+    return (ss_load_relaxed(st) & bit) != 0; /* relaxed: a snapshot */
+}
+
+size_t sigsafe_usable_size(const void *ptr)
+{
+    if (!ptr)
+        return 0;
+    ss_where w = sigsafe__locate(ptr);
+    if (!w.ok || !is_live(w.pool, w.id))
+        return 0;
+    return w.pool->spans[w.id >> SS_ID_SHIFT].block_size;
+}
+
+sigsafe_pool *sigsafe_pool_of(const void *ptr)
+{
+    return ptr ? sigsafe__registry_find((uintptr_t)ptr) : NULL;
+}
+
+/* Last block of a carved span/slot header, or 0 if it was never carved. */
+static int carved(const sigsafe_pool *pool, uint32_t h)
+{
+    /* acquire: pairs with the release store in header_publish(). */
+    return h < pool->nheaders &&
+           ss_load_acquire(&pool->spans[h].magic) == (pool->secret ^ h);
+}
+
+static void fault_block(const sigsafe_pool *pool, uint32_t h, uint32_t i,
+                        uintptr_t addr, ss_fault *f)
+{
+    const ss_span *s = &pool->spans[h];
+    f->block = s->start + (uintptr_t)i * s->block_size;
+    f->size = s->block_size;
+    f->offset = (intptr_t)(addr - f->block);
+}
+
+/*
+ * Classify a fault address for the guard component: which pool, which
+ * guard (the end of a span, the guard after or before a slot) or which
+ * quarantined block.  Returns 0 if the address is in no pool's guard or
+ * quarantined memory.  AS-safe: reads only, no locks.
+ */
+int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
+{
+    sigsafe_pool *pool = sigsafe__registry_find(addr);
+    f->pool = pool;
+    f->kind = SS_FAULT_NONE;
+    f->block = 0;
+    f->size = 0;
+    f->offset = 0;
+    if (!pool)
+        return 0;
+    uintptr_t meta_end = (uintptr_t)pool + pool->meta_bytes;
+    if (addr < meta_end)
+        return 0;
+    if (addr < pool->small_base) {
+        /* The guard before the first area: an underflow of its first block. */
+        f->kind = SS_FAULT_UNDERFLOW;
+        uint32_t h = 0; /* span 0, or the first slot when there are no spans */
+        for (unsigned c = pool->first_slot_class; !pool->nsmall &&
+                                                  c < pool->nclasses; c++)
+            if (pool->large[c].nslots) {
+                h = pool->large[c].first_hdr;
+                break;
+            }
+        if (carved(pool, h))
+            fault_block(pool, h, 0, addr, f);
+        return 1;
+    }
+    if (addr < pool->small_end) {
+        uint32_t h = (uint32_t)((addr - pool->small_base) >> pool->span_shift);
+        uintptr_t off = (addr - pool->small_base) &
+                        (((uintptr_t)1 << pool->span_shift) - 1);
+        if (off < pool->span_usable)
+            return 0;
+        f->kind = SS_FAULT_SPAN_END;
+        if (carved(pool, h))
+            fault_block(pool, h, pool->spans[h].nblocks - 1, addr, f);
+        return 1;
+    }
+    uint32_t h = header_of(pool, addr);
+    if (h == SS_NIL)
+        return 0;
+    /* header_of() located the slot; its class area gives the geometry. */
+    const ss_large *lg = NULL;
+    for (unsigned c = pool->first_slot_class; !lg && c < pool->nclasses; c++)
+        if (h >= pool->large[c].first_hdr &&
+            h - pool->large[c].first_hdr < pool->large[c].nslots)
+            lg = &pool->large[c];
+    if (!lg)
+        return 0;
+    uint32_t slot = h - lg->first_hdr;
+    uintptr_t off = addr - lg->base - (uintptr_t)slot * lg->stride;
+    size_t bytes = lg->stride - SS_PAGE;
+    if (off < bytes) {
+        /* Inside a block's own pages: only a quarantined block faults. */
+        uint64_t bit;
+        if (!carved(pool, h) ||
+            (ss_load_relaxed(ss_state(pool, ss_id(h, 0), &bit)) & bit))
+            return 0; /* relaxed: a snapshot for a report */
+        f->kind = SS_FAULT_USE_AFTER_FREE;
+        fault_block(pool, h, 0, addr, f);
+        return 1;
+    }
+    /* The guard page between slot and slot + 1: the first half is taken as
+     * an overrun of the block before, the second as an underrun of the
+     * block after (one-byte errors land at the two ends). */
+    int next_ok = slot + 1 < lg->nslots && carved(pool, h + 1);
+    if ((off - bytes < SS_PAGE / 2 || !next_ok) && carved(pool, h)) {
+        f->kind = SS_FAULT_OVERFLOW;
+        fault_block(pool, h, 0, addr, f);
+    } else {
+        f->kind = next_ok ? SS_FAULT_UNDERFLOW : SS_FAULT_OVERFLOW;
+        if (next_ok)
+            fault_block(pool, h + 1, 0, addr, f);
+    }
+    return 1;
+}

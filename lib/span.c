@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AS-safe: carving spans and slots, the allocation slow path, and the
+ * pool-building core (also used when the first sigsafe_alloc() creates the
+ * default pool, possibly inside a signal handler).  Only raw system calls,
+ * and those only while a pool is built or unmapped.
+ */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "stack.h"
+#include "sys.h"
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+#define PAGE_UP(x) (((x) + SS_PAGE - 1) & ~(size_t)(SS_PAGE - 1))
+
+/* ------------------------------------------------------------ carving */
+
+/*
+ * Publish a freshly carved span's header.  The fields are written while no
+ * other context can know the span (the frontier CAS gave it to us alone);
+ * the release store of the magic makes them visible to sigsafe__locate(),
+ * which reads the magic with acquire.
+ */
+static void header_publish(sigsafe_pool *pool, uint32_t h, uintptr_t start,
+                           size_t bs, uint32_t n, unsigned cls)
+{
+    ss_span *s = &pool->spans[h];
+    s->start = start;
+    s->block_size = bs;
+    s->recip = n > 1 ? (uint32_t)(((uint64_t)1 << 32) / bs + 1) : 0;
+    s->nblocks = n;
+    s->cls = cls;
+    /* release: publishes the fields above; pairs with the acquire load in
+     * sigsafe__locate(). */
+    ss_store_release(&s->magic, pool->secret ^ h);
+}
+
+/* Take the next span of the small area; SS_NIL when none is left. */
+static uint32_t frontier_take(ss_a32 *frontier, uint32_t limit)
+{
+    /* relaxed: the CAS alone hands out each index once. */
+    uint32_t f = ss_load_relaxed(frontier);
+    do {
+        if (f >= limit)
+            return SS_NIL;
+    } while (!ss_cas_weak_relaxed(frontier, &f, f + 1));
+    return f;
+}
+
+/* Mark a just-taken block live; 0 if it already was (corrupt list). */
+static int mark_live(sigsafe_pool *pool, uint32_t id)
+{
+    uint64_t bit;
+    ss_a64 *st = ss_state(pool, id, &bit);
+    /* relaxed: the bit's modification order is all the check needs. */
+    return !(ss_or_relaxed(st, bit) & bit);
+}
+
+/* Carve a new span for small class `cls`: keep block 0, push the rest. */
+static uint32_t carve_span(sigsafe_pool *pool, unsigned cls)
+{
+    uint32_t bs = (uint32_t)ss_class_size(cls);
+    uint32_t n = pool->span_usable / bs;
+    if (n > SS_ID_MASK + 1) /* ids hold 4096 blocks; big spans leave room */
+        n = SS_ID_MASK + 1;
+    uint32_t h = frontier_take(&pool->small_frontier, pool->nsmall);
+    if (h == SS_NIL)
+        return SS_NIL;
+    /* Right-aligned: the last block ends at the span's guard page. */
+    uintptr_t start = pool->small_base + ((uintptr_t)h << pool->span_shift) +
+                      (pool->span_usable - (uintptr_t)n * bs);
+    header_publish(pool, h, start, bs, n, cls);
+    /* relaxed: the links are published by the release CAS of the push. */
+    for (uint32_t i = 1; i + 1 < n; i++)
+        ss_store_relaxed(&pool->links[ss_id(h, i)], ss_id(h, i + 1));
+    if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
+        ss_add_relaxed(&pool->mapped, (size_t)n * bs + sizeof(ss_span) +
+                                          (size_t)n * sizeof(uint32_t));
+    mark_live(pool, ss_id(h, 0)); /* fresh: cannot already be live */
+    if (n > 1)
+        ss_push_chain(pool, cls, ss_id(h, 1), ss_id(h, n - 1));
+    return ss_id(h, 0);
+}
+
+/* Carve the next never-used slot of a slot class; SS_NIL when none. */
+static uint32_t carve_slot(sigsafe_pool *pool, unsigned cls, size_t bs)
+{
+    ss_large *lg = &pool->large[cls];
+    uint32_t slot = frontier_take(&lg->frontier, lg->nslots);
+    if (slot == SS_NIL)
+        return SS_NIL;
+    uint32_t h = lg->first_hdr + slot;
+    header_publish(pool, h, lg->base + (uintptr_t)slot * lg->stride, bs, 1,
+                   cls);
+    if (!(pool->flags & SIGSAFE_POOL_PREFAULT) || slot) /* relaxed: a count */
+        ss_add_relaxed(&pool->mapped, bs + sizeof(ss_span));
+    mark_live(pool, ss_id(h, 0)); /* fresh: cannot already be live */
+    return ss_id(h, 0);
+}
+
+/* Reuse a freed slot of the class; SS_NIL when its list is empty. */
+static uint32_t reuse_slot(sigsafe_pool *pool, unsigned cls)
+{
+    for (;;) {
+        int bad = 0;
+        uint32_t id = ss_pop(pool, cls, &bad);
+        if (id == SS_NIL && !bad)
+            return SS_NIL;
+        if (id != SS_NIL && mark_live(pool, id)) {
+            if (SS_LIKELY(!(pool->flags & SIGSAFE_POOL_GUARD_EACH)) ||
+                sigsafe__unquarantine(pool, &pool->spans[id >> SS_ID_SHIFT]))
+                return id;
+            /* No VMA left to lift the quarantine: put it back, fail. */
+            uint64_t bit = 0;
+            /* relaxed: as in free_block(); the push publishes. */
+            ss_and_relaxed(ss_state(pool, id, &bit), ~bit);
+            ss_push_chain(pool, cls, id, id);
+            return SS_NIL;
+        }
+        sigsafe__list_corrupt(pool, cls, id);
+    }
+}
+
+/*
+ * A slot class (large blocks; every block of a GUARD_EACH pool): reuse or
+ * carve a slot.  GUARD_EACH carves fresh slots first, so a freed block
+ * stays quarantined as long as possible.
+ */
+static uint32_t alloc_slot(sigsafe_pool *pool, unsigned cls)
+{
+    if (cls >= pool->nclasses || !pool->large[cls].nslots)
+        return SS_NIL;
+    size_t bs = ss_class_size(cls);
+    uint32_t id;
+    if (pool->flags & SIGSAFE_POOL_GUARD_EACH) {
+        id = carve_slot(pool, cls, bs);
+        if (id == SS_NIL)
+            id = reuse_slot(pool, cls);
+    } else {
+        id = reuse_slot(pool, cls);
+        if (id == SS_NIL)
+            id = carve_slot(pool, cls, bs);
+    }
+    return id;
+}
+
+/*
+ * A small class whose stack was empty: carve a span; failing that (capacity
+ * or small area used up), take a block of a larger small class that is free.
+ */
+uint32_t sigsafe__alloc_slow(sigsafe_pool *pool, unsigned cls)
+{
+    if (cls >= pool->span_classes) {
+        /* Slots of a class are planned at create; when they are all live,
+         * a slot up to four times larger serves (the caller charges the
+         * difference). */
+        uint32_t id = SS_NIL;
+        for (unsigned c = cls; id == SS_NIL && c < pool->nclasses && c <= cls + 8;
+             c++)
+            id = alloc_slot(pool, c);
+        return id;
+    }
+    uint32_t id = carve_span(pool, cls);
+    if (id != SS_NIL)
+        return id;
+    for (unsigned c = cls; c < pool->span_classes; c++) {
+        int bad = 0;
+        id = ss_pop(pool, c, &bad);
+        if (id != SS_NIL && mark_live(pool, id))
+            return id;
+        if (id != SS_NIL || bad)
+            sigsafe__list_corrupt(pool, c, id);
+    }
+    return SS_NIL;
+}
+
+/*
+ * A corrupt list is abandoned rather than followed: its head is swapped for
+ * an empty one (its free blocks leak, nothing live is ever handed out), and
+ * one line is reported.
+ */
+void sigsafe__list_corrupt(sigsafe_pool *pool, unsigned cls, uint32_t id)
+{
+    ss_a64 *h = &pool->heads[cls].word;
+    /* relaxed: the expected value of the CAS only. */
+    uint64_t old = ss_load_relaxed(h);
+    /* relaxed: an empty list publishes nothing. */
+    while (!ss_cas_weak_relaxed(h, &old,
+                                ss_head_make(old + SS_TAG_ONE, SS_NIL)))
+        ;
+    sigsafe__report_corrupt(pool, cls, id);
+}
+
+/*
+ * GUARD_EACH quarantine: a freed block's pages become guard pages until the
+ * block is handed out again, so a use-after-free faults.  Debug mode only:
+ * these are the only system calls an AS-safe path makes on a live pool.
+ */
+void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s)
+{
+    void *p = (void *)s->start;
+    if (pool->use_mprotect)
+        (void)sigsafe__sys_mprotect(p, s->block_size, PROT_NONE);
+    else
+        (void)sigsafe__sys_madvise(p, s->block_size, MADV_GUARD_INSTALL);
+}
+
+int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s)
+{
+    void *p = (void *)s->start;
+    long r = pool->use_mprotect
+                 ? sigsafe__sys_mprotect(p, s->block_size,
+                                         PROT_READ | PROT_WRITE)
+                 : sigsafe__sys_madvise(p, s->block_size, MADV_GUARD_REMOVE);
+    return r == 0;
+}
+
+/* ------------------------------------------------------------ building */
+
+int sigsafe__config_check(const sigsafe_pool_config *cfg)
+{
+    if (!cfg)
+        return 0;
+    if (cfg->flags & ~(unsigned)SS_KNOWN_FLAGS)
+        return 22; /* EINVAL */
+    if (cfg->capacity > SS_MAX_CAPACITY)
+        return 22;
+    /* GUARD_EACH makes system calls on free and reuse (quarantine). */
+    if ((cfg->flags & SIGSAFE_POOL_GUARD_EACH) &&
+        (cfg->flags & SIGSAFE_POOL_NO_SYSCALLS))
+        return 22;
+    return 0;
+}
+
+/*
+ * Guard pages: MADV_GUARD_INSTALL (Linux 6.13) puts them in the page tables
+ * without splitting the mapping; older kernels get mprotect(PROT_NONE), two
+ * VMAs per guard, so the plan then keeps fewer large slots (see plan()).
+ * Probed once; sigsafe__guard_force_mprotect lets the tests take the old
+ * path on a new kernel.
+ */
+int sigsafe__guard_force_mprotect;
+static ss_aint guard_mode; /* 0 unknown, 1 madvise, 2 mprotect */
+
+static int guard_use_mprotect(void)
+{
+    if (sigsafe__guard_force_mprotect)
+        return 1;
+    /* relaxed: a cached probe result; racing probes agree. */
+    int m = ss_load_relaxed(&guard_mode);
+    if (!m) {
+        long err;
+        void *p = sigsafe__sys_mmap(NULL, SS_PAGE, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS, &err);
+        if (!p)
+            return 1;
+        m = sigsafe__sys_madvise(p, SS_PAGE, MADV_GUARD_INSTALL) == 0 ? 1 : 2;
+        sigsafe__sys_munmap(p, SS_PAGE);
+        ss_store_relaxed(&guard_mode, m);
+    }
+    return m == 2;
+}
+
+static int guard(void *addr, size_t len, int use_mprotect)
+{
+    long r = use_mprotect ? sigsafe__sys_mprotect(addr, len, PROT_NONE)
+                          : sigsafe__sys_madvise(addr, len, MADV_GUARD_INSTALL);
+    return (int)-r;
+}
+
+typedef struct layout {
+    size_t capacity;
+    unsigned nclasses;
+    uint32_t nsmall, nheaders;
+    size_t off_spans, off_links, off_states, meta, total;
+    int use_mprotect;
+    unsigned span_shift;
+    unsigned span_classes, first_slot_class;
+    uint32_t nslots[SS_NCLASSES];
+} layout;
+
+static int plan(layout *l, size_t capacity, int guard_each)
+{
+    l->capacity = capacity;
+    l->use_mprotect = guard_use_mprotect();
+    /* With mprotect each guard costs two VMAs: big pools get bigger spans
+     * (fewer guards), so that a 1 GiB pool needs about 13000 VMAs. */
+    l->span_shift = SS_SPAN_SHIFT;
+    while (l->use_mprotect && l->span_shift < SS_SPAN_SHIFT_MAX &&
+           capacity / ((size_t)3 << (l->span_shift - 2)) > 4096)
+        l->span_shift++;
+    /* A 64 KiB span holds at least 3/4 of its size in blocks of any
+     * class.  Spans stay with their class, so the area is twice what the
+     * capacity needs plus one span per class: mixes of sizes that shift
+     * over time still find room (and a class that finds none borrows a
+     * larger class's free block).  Untouched spans cost address space. */
+    size_t per_cap = capacity / ((size_t)3 << (l->span_shift - 2));
+    size_t nsmall = guard_each ? 0 : (l->use_mprotect ? 1 : 2) * per_cap +
+                                         SS_NSMALL + 1;
+    if (nsmall > SS_MAX_HEADERS / 2)
+        return 22;
+    /* mprotect guards cost two VMAs each: the spans' and slots' guards
+     * together stay under SS_MPROTECT_GUARDS, inside the default
+     * vm.max_map_count (65530) for a 1 GiB pool. */
+    uint32_t slot_cap = SS_MAX_SLOTS;
+    if (l->use_mprotect) {
+        size_t left = nsmall < SS_MPROTECT_GUARDS ? SS_MPROTECT_GUARDS - nsmall
+                                                   : 0;
+        unsigned top = ss_class_of(capacity) + 1;
+        size_t share = left / (top > SS_NSMALL ? top - SS_PAGE_CLASS : 1);
+        slot_cap = (uint32_t)(share < 16 ? 16 : share);
+    }
+    l->nsmall = (uint32_t)nsmall;
+    /* GUARD_EACH: no spans; every page-multiple class gets slots. */
+    l->span_classes = guard_each ? 0 : SS_NSMALL;
+    l->first_slot_class = guard_each ? SS_PAGE_CLASS : SS_NSMALL;
+    unsigned top = ss_class_of(capacity) + 1;
+    l->nclasses = top > l->first_slot_class ? top : l->first_slot_class;
+    size_t nh = nsmall, large = 0;
+    for (unsigned c = l->first_slot_class; c < l->nclasses; c++) {
+        size_t bs = ss_class_size(c);
+        size_t n = (bs % SS_PAGE) ? 0 : capacity / bs;
+        l->nslots[c] = (uint32_t)(n < slot_cap ? n : slot_cap);
+        nh += l->nslots[c];
+        large += (size_t)l->nslots[c] * (bs + SS_PAGE);
+    }
+    if (nh >= SS_MAX_HEADERS)
+        return 22;
+    l->nheaders = (uint32_t)nh;
+    l->off_spans = PAGE_UP(sizeof(sigsafe_pool));
+    l->off_links = l->off_spans + PAGE_UP(nh * sizeof(ss_span));
+    l->off_states = l->off_links + PAGE_UP(nsmall * 4u << SS_ID_SHIFT);
+    l->meta = l->off_states + PAGE_UP(nsmall * SS_STATE_WORDS * 8u);
+    /* meta, at least one guard page, alignment slack, spans, slots */
+    size_t span = (size_t)1 << l->span_shift;
+    l->total = l->meta + SS_PAGE + span + nsmall * span + large;
+    return 0;
+}
+
+static void prefault(void *addr, size_t len)
+{
+    if (sigsafe__sys_madvise(addr, len, MADV_POPULATE_WRITE) == 0)
+        return;
+    for (size_t o = 0; o < len; o += SS_PAGE)
+        ((volatile char *)addr)[o] = 0;
+}
+
+static void name_region(sigsafe_pool *pool)
+{
+    char buf[8 + SS_NAME_MAX + 1] = "sigsafe:";
+    size_t n = 8;
+    for (const char *c = pool->name; *c && n < sizeof buf - 1; c++) {
+        /* the kernel refuses non-printable characters and [ ] \ $ ` */
+        int ok = *c > 0x20 && *c < 0x7f && *c != '[' && *c != ']' &&
+                 *c != '\\' && *c != '$' && *c != '`';
+        buf[n++] = ok ? *c : '_';
+    }
+    buf[n] = 0;
+    /* Best effort: kernels before 5.17 (or without the option) refuse. */
+    sigsafe__sys_prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (long)pool,
+                       (long)pool->map_size, (long)buf);
+}
+
+static uint64_t make_secret(uintptr_t base)
+{
+    uint64_t s = 0;
+    if (sigsafe__sys_getrandom(&s, sizeof s, 1 /* GRND_NONBLOCK */) !=
+        (long)sizeof s)
+        s = (uint64_t)base * 0x9e3779b97f4a7c15ull;
+    return s | 1; /* never 0, the mark of an uncarved span */
+}
+
+static int lay_guards(sigsafe_pool *pool, const layout *l)
+{
+    int mp = l->use_mprotect, err;
+    uintptr_t meta_end = (uintptr_t)pool + l->meta;
+    err = guard((void *)meta_end, pool->small_base - meta_end, mp);
+    for (uint32_t h = 0; !err && h < pool->nsmall; h++)
+        err = guard((void *)(pool->small_base +
+                             ((uintptr_t)h << pool->span_shift) +
+                             pool->span_usable),
+                    SS_PAGE, mp);
+    for (unsigned c = pool->first_slot_class; !err && c < pool->nclasses; c++) {
+        const ss_large *lg = &pool->large[c];
+        for (uint32_t s = 0; !err && s < lg->nslots; s++)
+            err = guard((void *)(lg->base + s * lg->stride + lg->stride -
+                                 SS_PAGE),
+                        SS_PAGE, mp);
+    }
+    return err;
+}
+
+int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
+{
+    sigsafe_pool_config def = {0};
+    if (!cfg)
+        cfg = &def;
+    int err = sigsafe__config_check(cfg);
+    if (err)
+        return err;
+    layout l;
+    err = plan(&l, cfg->capacity ? cfg->capacity : SS_DEFAULT_CAPACITY,
+               (cfg->flags & SIGSAFE_POOL_GUARD_EACH) != 0);
+    if (err)
+        return err;
+    long merr;
+    char *base = sigsafe__sys_mmap(NULL, l.total, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                                   &merr);
+    if (!base)
+        return (int)merr;
+
+    sigsafe_pool *pool = (sigsafe_pool *)base;
+    pool->secret = make_secret((uintptr_t)base);
+    if (cfg->name) {
+        size_t n = 0;
+        while (n < SS_NAME_MAX && cfg->name[n])
+            n++;
+        memcpy(pool->name, cfg->name, n);
+    }
+    pool->flags = cfg->flags;
+    pool->capacity = l.capacity;
+    pool->nclasses = l.nclasses;
+    pool->span_classes = l.span_classes;
+    pool->first_slot_class = l.first_slot_class;
+    pool->use_mprotect = l.use_mprotect;
+    pool->map_size = l.total;
+    pool->end = (uintptr_t)base + l.total;
+    pool->nsmall = l.nsmall;
+    pool->nheaders = l.nheaders;
+    pool->id_limit = l.nheaders << SS_ID_SHIFT;
+    pool->meta_bytes = l.meta;
+    pool->spans = (ss_span *)(base + l.off_spans);
+    pool->links = (ss_a32 *)(base + l.off_links);
+    pool->states = (ss_a64 *)(base + l.off_states);
+    uintptr_t span = (uintptr_t)1 << l.span_shift;
+    pool->span_shift = l.span_shift;
+    pool->span_usable = (uint32_t)(span - SS_PAGE);
+    pool->small_base = ((uintptr_t)base + l.meta + SS_PAGE + span - 1) &
+                       ~(span - 1);
+    pool->small_end = pool->small_base + ((uintptr_t)l.nsmall << l.span_shift);
+    pool->large_base = pool->small_end;
+    uintptr_t at = pool->large_base;
+    uint32_t hdr = l.nsmall;
+    for (unsigned c = l.first_slot_class; c < l.nclasses; c++) {
+        ss_large *lg = &pool->large[c];
+        lg->base = at;
+        lg->stride = ss_class_size(c) + SS_PAGE;
+        lg->nslots = l.nslots[c];
+        lg->first_hdr = hdr;
+        hdr += lg->nslots;
+        at += lg->nslots * lg->stride;
+    }
+    for (unsigned c = 0; c < SS_NCLASSES; c++)
+        ss_store_relaxed(&pool->heads[c].word, SS_NIL); /* not yet shared */
+
+    /* bytes_mapped: the pool header, then what carving puts to use (all
+     * of it at once for a prefaulted pool). */
+    size_t mapped = l.off_spans;
+    if (cfg->flags & SIGSAFE_POOL_PREFAULT) {
+        mapped = l.meta;
+        prefault(base, l.meta);
+        prefault((void *)pool->small_base, pool->small_end - pool->small_base);
+        mapped += (size_t)l.nsmall * pool->span_usable;
+        for (unsigned c = l.first_slot_class; c < l.nclasses; c++)
+            if (pool->large[c].nslots) {
+                prefault((void *)pool->large[c].base,
+                         pool->large[c].stride - SS_PAGE);
+                mapped += pool->large[c].stride - SS_PAGE;
+            }
+    }
+    ss_store_relaxed(&pool->mapped, mapped); /* not yet shared */
+    err = lay_guards(pool, &l);
+    if (err)
+        goto unmap;
+    name_region(pool);
+    pool->magic = SS_POOL_MAGIC ^ (uintptr_t)pool;
+    err = sigsafe__registry_add(pool);
+    if (err)
+        goto unmap;
+    *out = pool;
+    return 0;
+unmap:
+    sigsafe__sys_munmap(base, l.total);
+    return err;
+}
+
+void sigsafe__pool_unmap(sigsafe_pool *pool)
+{
+    sigsafe__registry_remove(pool);
+    pool->magic = 0;
+    sigsafe__sys_munmap(pool, pool->map_size);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AS-safe: statistics.  Every counter is an independent relaxed atomic:
+ * readable from a handler at any time, exact when the pool is quiescent.
+ */
+#include "internal.h"
+
+void sigsafe__peak_update(sigsafe_pool *pool, uint64_t now)
+{
+    /* relaxed: a monotonic maximum orders nothing else. */
+    uint64_t peak = ss_load_relaxed(&pool->stats.peak);
+    while (now > peak && !ss_cas_weak_relaxed(&pool->stats.peak, &peak, now))
+        ;
+}
+
+int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
+{
+    if (!out || !sigsafe__pool_valid(pool))
+        return 22; /* EINVAL */
+    sigsafe_pool *p = (sigsafe_pool *)pool; /* atomics are read, not written */
+    /* relaxed: a snapshot of independent counters. */
+    out->capacity = p->capacity;
+    out->bytes_in_use = (size_t)ss_load_relaxed(&p->budget);
+    out->peak_bytes_in_use = (size_t)ss_load_relaxed(&p->stats.peak);
+    out->bytes_mapped = (size_t)ss_load_relaxed(&p->mapped);
+    out->allocs = ss_load_relaxed(&p->stats.allocs);
+    out->frees = ss_load_relaxed(&p->stats.frees);
+    out->failed_allocs = ss_load_relaxed(&p->stats.failed);
+    out->rejected_frees = ss_load_relaxed(&p->stats.rejected);
+    return 0;
+}

@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+# Signal-context suites: per-signal pools, the torture and every-instruction
+# tests, fork, and guarded alternate stacks.  Included from CMakeLists.txt;
+# uses its sigsafe_add_check().
+
+# The crash-handler test faults on purpose: the sanitizers must not catch it.
+sigsafe_add_check(context   LABELS signal TIMEOUT 120
+    ENVIRONMENT "ASAN_OPTIONS=handle_segv=0;TSAN_OPTIONS=handle_segv=0;UBSAN_OPTIONS=handle_segv=0")
+
+# About 3 s; the long variant (label stress, outside the default run) goes
+# on until 10^6 handler runs.
+sigsafe_add_check(torture   LABELS signal TIMEOUT 120)
+add_test(NAME sigsafe.torture_long COMMAND check_torture --long)
+set_tests_properties(sigsafe.torture_long PROPERTIES
+    LABELS stress TIMEOUT 1200)
+
+# Single-steps a child under ptrace: seconds here, tens of seconds with ASan.
+sigsafe_add_check(everyinsn LABELS signal TIMEOUT 300)
+
+sigsafe_add_check(fork      LABELS signal TIMEOUT 120)
+
+# The sanitizers' own alternate stacks would make install return EEXIST,
+# and the overrun test dies of SIGSEGV on the guard page.
+sigsafe_add_check(altstack  LABELS signal TIMEOUT 120
+    ENVIRONMENT "ASAN_OPTIONS=handle_segv=0:use_sigaltstack=0;TSAN_OPTIONS=handle_segv=0:use_sigaltstack=0;UBSAN_OPTIONS=handle_segv=0:use_sigaltstack=0")
