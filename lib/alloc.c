@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "annotate.h"
 #include "internal.h"
 #include "stack.h"
 
@@ -40,9 +41,8 @@ static SS_NOINLINE void *settle(sigsafe_pool *pool, uint32_t id,
         count_alloc(pool, now ? now : ss_load_relaxed(&pool->budget));
         return ss_block_addr(pool, id);
     }
-    uint64_t bit = 0;
-    /* relaxed: as in free_block(); the push publishes. */
-    ss_and_relaxed(ss_state(pool, id, &bit), ~bit);
+    /* relaxed: the block is ours until the push, which publishes. */
+    ss_store_relaxed(ss_state(pool, id), SS_FREE);
     ss_push_chain(pool, s->cls, id, id);
     ss_budget_give(pool, charged);
     ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
@@ -63,12 +63,11 @@ void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls)
         int bad = 0;
         uint32_t id = ss_pop(pool, cls, &bad);
         if (SS_LIKELY(id != SS_NIL)) {
-            uint64_t bit;
-            ss_a64 *st = ss_state(pool, id, &bit);
-            /* relaxed: the bit's own modification order is all the
+            /* relaxed: the state's own modification order is all the
              * double-free check needs; the block was handed over by the
              * acquire in ss_pop(). */
-            if (SS_LIKELY(!(ss_or_relaxed(st, bit) & bit))) {
+            if (SS_LIKELY(ss_xchg_relaxed(ss_state(pool, id), SS_LIVE) ==
+                          SS_FREE)) {
                 count_alloc(pool, now);
                 return ss_block_addr(pool, id);
             }
@@ -98,7 +97,10 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;
     }
-    return sigsafe__alloc_class(pool, ss_class_of(size));
+    void *p = sigsafe__alloc_class(pool, ss_class_of(size));
+    if (p)
+        SS_ANNOTATE_ALLOC(pool, p, size);
+    return p;
 }
 
 void *sigsafe_alloc(size_t size)
@@ -154,7 +156,10 @@ void *sigsafe_pool_aligned_alloc(sigsafe_pool *pool, size_t alignment,
     unsigned cls = ss_class_of(size < alignment ? alignment : size);
     while (ss_class_size(cls) & (alignment - 1))
         cls++; /* ends by class 27 (4096) at the latest */
-    return sigsafe__alloc_class(pool, cls);
+    void *p = sigsafe__alloc_class(pool, cls);
+    if (p)
+        SS_ANNOTATE_ALLOC(pool, p, size);
+    return p;
 }
 
 void *sigsafe_aligned_alloc(size_t alignment, size_t size)

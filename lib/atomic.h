@@ -13,8 +13,10 @@
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "int atomics must be lock-free");
+_Static_assert(ATOMIC_CHAR_LOCK_FREE == 2, "byte atomics must be lock-free");
 
 typedef _Atomic uint64_t ss_a64;
+typedef _Atomic uint8_t ss_a8;
 typedef _Atomic uint32_t ss_a32;
 typedef _Atomic int ss_aint;
 typedef _Atomic(void *) ss_aptr;
@@ -33,6 +35,8 @@ typedef _Atomic(void *) ss_aptr;
     atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 #define ss_and_relaxed(p, v) \
     atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
+#define ss_xchg_relaxed(p, v) \
+    atomic_exchange_explicit((p), (v), memory_order_relaxed)
 #define ss_xchg_acq_rel(p, v) \
     atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 /* On failure the expected value is reloaded with the second order. */

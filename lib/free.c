@@ -5,23 +5,23 @@
  * Checks, in order: NULL; the pool that holds the address; a carved span
  * of that pool at that address (magic); a whole number of blocks from the
  * span's first block (interior pointers); then the LIVE -> FREE transition
- * of the block's state bit, which catches double frees even when two frees
+ * of the block's state byte, which catches double frees even when two frees
  * race.  Any failure is rejected: counted and reported in one line, and
  * the pool is left exactly as it was.
  */
+#include "annotate.h"
 #include "internal.h"
 #include "stack.h"
 
 /* Free a located block.  Returns 0, or the reason it was rejected. */
 static const char *free_block(sigsafe_pool *pool, uint32_t id)
 {
-    uint64_t bit;
-    ss_a64 *st = ss_state(pool, id, &bit);
-    /* relaxed: the bit's modification order decides which free wins; the
-     * block's contents are handed on by the release CAS of the push. */
-    if (SS_UNLIKELY(!(ss_and_relaxed(st, ~bit) & bit)))
+    /* relaxed: the state's modification order decides which of two racing
+     * frees wins; the block's contents are handed on by the push. */
+    if (SS_UNLIKELY(ss_xchg_relaxed(ss_state(pool, id), SS_FREE) != SS_LIVE))
         return "double free (block is not live)";
     const ss_span *s = &pool->spans[id >> SS_ID_SHIFT];
+    SS_ANNOTATE_FREE(pool, ss_block_addr(pool, id), s->block_size);
     /* relaxed: independent counters, exact once the pool is quiescent. */
     ss_add_relaxed(&pool->stats.frees, 1);
     if (SS_UNLIKELY(pool->flags & SIGSAFE_POOL_GUARD_EACH))

@@ -40,7 +40,8 @@
 #define SS_ID_MASK ((1u << SS_ID_SHIFT) - 1)
 #define SS_MAX_HEADERS (1u << 20)                  /* 32-bit ids */
 #define SS_NIL 0xffffffffu                         /* empty list / end */
-#define SS_STATE_WORDS (1u << (SS_ID_SHIFT - 6))   /* bitmap words per span */
+#define SS_FREE 0                                  /* block states */
+#define SS_LIVE 1
 
 #define SS_NSMALL 36u          /* classes 16 .. 16384 */
 #define SS_NCLASSES 120u       /* up to 2^35 bytes */
@@ -75,8 +76,8 @@ typedef struct ss_span {
     uint32_t nblocks;
     uint32_t cls;
     ss_a32 link1;         /* large slots: the free-list link */
-    ss_a64 state1;        /* large slots: bit 0 = live */
-    uint64_t pad[2];
+    ss_a8 state1;         /* large slots: SS_FREE or SS_LIVE */
+    uint8_t pad[23];
 } ss_span;
 _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 
@@ -126,7 +127,7 @@ struct sigsafe_pool {
     size_t meta_bytes;        /* header + tables (for bytes_mapped) */
     ss_span *spans;           /* nheaders */
     ss_a32 *links;            /* small ids: next id in the free list */
-    ss_a64 *states;           /* small ids: bit set = live */
+    ss_a8 *states;            /* small ids: SS_FREE or SS_LIVE */
     uintptr_t large_base;     /* first large area */
     ss_large large[SS_NCLASSES];
     ss_a32 small_frontier;    /* spans carved so far */
@@ -193,14 +194,10 @@ SS_INLINE ss_a32 *ss_link(sigsafe_pool *pool, uint32_t id)
                                     : &pool->spans[id >> SS_ID_SHIFT].link1;
 }
 
-SS_INLINE ss_a64 *ss_state(sigsafe_pool *pool, uint32_t id, uint64_t *bit)
+SS_INLINE ss_a8 *ss_state(sigsafe_pool *pool, uint32_t id)
 {
-    if (ss_is_small_id(pool, id)) {
-        *bit = 1ull << (id & 63u);
-        return &pool->states[id >> 6];
-    }
-    *bit = 1;
-    return &pool->spans[id >> SS_ID_SHIFT].state1;
+    return ss_is_small_id(pool, id) ? &pool->states[id]
+                                    : &pool->spans[id >> SS_ID_SHIFT].state1;
 }
 
 SS_INLINE void *ss_block_addr(const sigsafe_pool *pool, uint32_t id)

@@ -120,9 +120,7 @@ ss_where sigsafe__locate(const void *p)
 /* 1 if the block is live now (racy by nature; exact when quiescent). */
 static int is_live(sigsafe_pool *pool, uint32_t id)
 {
-    uint64_t bit;
-    ss_a64 *st = ss_state(pool, id, &bit);
-    return (ss_load_relaxed(st) & bit) != 0; /* relaxed: a snapshot */
+    return ss_load_relaxed(ss_state(pool, id)) == SS_LIVE; /* a snapshot */
 }
 
 size_t sigsafe_usable_size(const void *ptr)
@@ -217,10 +215,10 @@ int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
     size_t bytes = lg->stride - SS_PAGE;
     if (off < bytes) {
         /* Inside a block's own pages: only a quarantined block faults. */
-        uint64_t bit;
+        /* relaxed: a snapshot for a report */
         if (!carved(pool, h) ||
-            (ss_load_relaxed(ss_state(pool, ss_id(h, 0), &bit)) & bit))
-            return 0; /* relaxed: a snapshot for a report */
+            ss_load_relaxed(ss_state(pool, ss_id(h, 0))) == SS_LIVE)
+            return 0;
         f->kind = SS_FAULT_USE_AFTER_FREE;
         fault_block(pool, h, 0, addr, f);
         return 1;

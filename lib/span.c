@@ -56,10 +56,8 @@ static uint32_t frontier_take(ss_a32 *frontier, uint32_t limit)
 /* Mark a just-taken block live; 0 if it already was (corrupt list). */
 static int mark_live(sigsafe_pool *pool, uint32_t id)
 {
-    uint64_t bit;
-    ss_a64 *st = ss_state(pool, id, &bit);
-    /* relaxed: the bit's modification order is all the check needs. */
-    return !(ss_or_relaxed(st, bit) & bit);
+    /* relaxed: the state's modification order is all the check needs. */
+    return ss_xchg_relaxed(ss_state(pool, id), SS_LIVE) == SS_FREE;
 }
 
 /* Carve a new span for small class `cls`: keep block 0, push the rest. */
@@ -117,9 +115,8 @@ static uint32_t reuse_slot(sigsafe_pool *pool, unsigned cls)
                 sigsafe__unquarantine(pool, &pool->spans[id >> SS_ID_SHIFT]))
                 return id;
             /* No VMA left to lift the quarantine: put it back, fail. */
-            uint64_t bit = 0;
-            /* relaxed: as in free_block(); the push publishes. */
-            ss_and_relaxed(ss_state(pool, id, &bit), ~bit);
+            /* relaxed: the block is ours until the push, which publishes. */
+            ss_store_relaxed(ss_state(pool, id), SS_FREE);
             ss_push_chain(pool, cls, id, id);
             return SS_NIL;
         }
@@ -336,7 +333,7 @@ static int plan(layout *l, size_t capacity, int guard_each)
     l->off_spans = PAGE_UP(sizeof(sigsafe_pool));
     l->off_links = l->off_spans + PAGE_UP(nh * sizeof(ss_span));
     l->off_states = l->off_links + PAGE_UP(nsmall * 4u << SS_ID_SHIFT);
-    l->meta = l->off_states + PAGE_UP(nsmall * SS_STATE_WORDS * 8u);
+    l->meta = l->off_states + PAGE_UP(nsmall << SS_ID_SHIFT);
     /* meta, at least one guard page, alignment slack, spans, slots */
     size_t span = (size_t)1 << l->span_shift;
     l->total = l->meta + SS_PAGE + span + nsmall * span + large;
@@ -438,7 +435,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->meta_bytes = l.meta;
     pool->spans = (ss_span *)(base + l.off_spans);
     pool->links = (ss_a32 *)(base + l.off_links);
-    pool->states = (ss_a64 *)(base + l.off_states);
+    pool->states = (ss_a8 *)(base + l.off_states);
     uintptr_t span = (uintptr_t)1 << l.span_shift;
     pool->span_shift = l.span_shift;
     pool->span_usable = (uint32_t)(span - SS_PAGE);
