@@ -12,6 +12,7 @@
 #include "annotate.h"
 #include "internal.h"
 #include "stack.h"
+#include "tcache.h"
 
 #define PAGE_UP(x) (((x) + SS_PAGE - 1) & ~(size_t)(SS_PAGE - 1))
 
@@ -49,7 +50,39 @@ static SS_NOINLINE void *settle(sigsafe_pool *pool, uint32_t id,
     return NULL;
 }
 
-void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls)
+/* The thread's cache: a block, or SS_NIL to take the shared path. */
+SS_INLINE uint32_t alloc_cached(sigsafe_pool *pool, unsigned cls)
+{
+#if SS_TC_ENABLED
+    ss_tls *t = &sigsafe__tls;
+    if (SS_UNLIKELY(!ss_tc_enter(t)))
+        return SS_NIL; /* a handler that interrupted the cache */
+    uint32_t id = SS_NIL;
+    ss_tcache *tc = ss_tc_get(pool, t);
+    if (SS_LIKELY(tc != NULL)) {
+        uint32_t n = ss_load_relaxed(&tc->n[cls]); /* relaxed: owner only */
+        if (SS_LIKELY(n)) {
+            id = tc->ids[cls][n - 1];
+            ss_store_relaxed(&tc->n[cls], n - 1); /* relaxed: owner only */
+            /* relaxed: a cached block is this thread's alone. */
+            ss_store_relaxed(ss_state(pool, id), SS_LIVE);
+        } else {
+            id = sigsafe__tc_refill(pool, tc, cls);
+        }
+        if (id != SS_NIL)
+            ss_tc_count(&tc->allocs);
+    }
+    ss_tc_leave(t);
+    return id;
+#else
+    (void)pool;
+    (void)cls;
+    return SS_NIL;
+#endif
+}
+
+/* The shared path: the budget, the class's lock-free stack, the slow path. */
+static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
 {
     if (SS_UNLIKELY(pool->flags & SIGSAFE_POOL_GUARD_EACH)) /* whole pages */
         cls = ss_class_of(PAGE_UP(ss_class_size(cls)));
@@ -87,6 +120,16 @@ void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls)
         return settle(pool, id, bs);
     count_alloc(pool, now);
     return ss_block_addr(pool, id);
+}
+
+void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls)
+{
+    if (SS_LIKELY(cls < pool->tc_classes)) {
+        uint32_t id = alloc_cached(pool, cls);
+        if (SS_LIKELY(id != SS_NIL))
+            return ss_block_addr(pool, id);
+    }
+    return alloc_shared(pool, cls);
 }
 
 void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)

@@ -81,6 +81,19 @@ typedef struct ss_span {
 } ss_span;
 _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 
+/* A thread's cache record (see tcache.h). */
+#define SS_TC_CLASSES 20u  /* classes up to 1024 bytes are cached */
+#define SS_TC_CAP 16u      /* blocks per class, at most */
+#define SS_TC_RECORDS 64u  /* records per pool */
+#define SS_TC_MIN_POOL ((size_t)1 << 20) /* smaller pools are not cached */
+typedef struct ss_tcache {
+    _Alignas(64) ss_aptr key; /* owner's TLS block; NULL = unclaimed */
+    ss_a64 allocs;            /* calls served through this record */
+    ss_a64 frees;
+    ss_a32 n[SS_TC_CLASSES];  /* blocks cached per class */
+    uint32_t ids[SS_TC_CLASSES][SS_TC_CAP];
+} ss_tcache;
+
 /* A free-list head alone on its cache line. */
 typedef struct ss_head {
     _Alignas(64) ss_a64 word; /* id (low 32) | tag (high 32) */
@@ -126,6 +139,9 @@ struct sigsafe_pool {
     uint32_t registry_slot;
     size_t meta_bytes;        /* header + tables (for bytes_mapped) */
     ss_span *spans;           /* nheaders */
+    ss_tcache *tcaches;       /* SS_TC_RECORDS thread records */
+    unsigned tc_classes;      /* classes below this are cached; 0 = none */
+    uint8_t tc_cap[SS_TC_CLASSES];
     ss_a32 *links;            /* small ids: next id in the free list */
     ss_a8 *states;            /* small ids: SS_FREE or SS_LIVE */
     uintptr_t large_base;     /* first large area */
@@ -211,6 +227,7 @@ SS_INLINE void *ss_block_addr(const sigsafe_pool *pool, uint32_t id)
 /* span.c: the free lists, refill, carving; the pool-building core. */
 SS_HIDDEN void sigsafe__list_corrupt(sigsafe_pool *pool, unsigned cls,
                                     uint32_t id);
+SS_HIDDEN int sigsafe__carve_span(sigsafe_pool *pool, unsigned cls);
 SS_HIDDEN uint32_t sigsafe__alloc_slow(sigsafe_pool *pool, unsigned cls);
 SS_HIDDEN int sigsafe__pool_build(const sigsafe_pool_config *cfg,
                                   sigsafe_pool **out);
@@ -226,11 +243,56 @@ typedef struct ss_where {
     uint32_t id;        /* valid when ok */
     int ok;             /* 1: p is the start of a carved block */
 } ss_where;
-SS_HIDDEN sigsafe_pool *sigsafe__registry_find(uintptr_t p);
+SS_HIDDEN extern ss_aptr sigsafe__registry[SS_MAX_POOLS];
+SS_HIDDEN extern ss_a32 sigsafe__registry_top;
+
+/* The pool whose reservation holds p, or NULL. */
+SS_INLINE sigsafe_pool *sigsafe__registry_find(uintptr_t p)
+{
+    /* relaxed: a bound on the scan; see sigsafe__registry_add(). */
+    uint32_t top = ss_load_relaxed(&sigsafe__registry_top);
+    for (uint32_t i = 0; i < top; i++) {
+        /* acquire: pairs with the release CAS in sigsafe__registry_add(),
+         * so the pool's header fields are visible. */
+        sigsafe_pool *pool = ss_load_acquire(&sigsafe__registry[i]);
+        if (pool && p - (uintptr_t)pool < pool->map_size)
+            return pool;
+    }
+    return NULL;
+}
 SS_HIDDEN ss_where sigsafe__locate(const void *p);
 SS_HIDDEN int sigsafe__registry_add(sigsafe_pool *pool);
 SS_HIDDEN void sigsafe__registry_remove(sigsafe_pool *pool);
-SS_HIDDEN int sigsafe__pool_valid(const sigsafe_pool *pool);
+SS_INLINE int sigsafe__pool_valid(const sigsafe_pool *pool)
+{
+    return pool && pool->magic == (SS_POOL_MAGIC ^ (uintptr_t)pool);
+}
+
+/*
+ * Fast pointer -> block for the small area, by arithmetic alone: the span
+ * from a shift, the magic that says this pool carved it, a whole number of
+ * blocks from its first.  0 if p is not the start of a span block (it may
+ * still be a slot block: see sigsafe__locate()).
+ */
+SS_INLINE int ss_locate_span(const sigsafe_pool *pool, uintptr_t a,
+                             uint32_t *id)
+{
+    if (a - pool->small_base >= pool->small_end - pool->small_base)
+        return 0;
+    uint32_t h = (uint32_t)((a - pool->small_base) >> pool->span_shift);
+    const ss_span *s = &pool->spans[h];
+    /* acquire: pairs with the release store in header_publish(). */
+    if (ss_load_acquire(&s->magic) != (pool->secret ^ h) || a < s->start)
+        return 0;
+    uintptr_t off = a - s->start;
+    /* off < 2^18 and block_size <= 2^14: the reciprocal is exact (its
+     * error, below off / 2^32 < 2^-14, never reaches 1 / block_size). */
+    uint32_t i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
+    if (off != (uintptr_t)i * s->block_size || i >= s->nblocks)
+        return 0;
+    *id = ss_id(h, i);
+    return 1;
+}
 
 /* Guard-page faults, for the guard component. */
 typedef enum ss_fault_kind {

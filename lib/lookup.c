@@ -16,8 +16,8 @@
  * Callers: any context (lookups); set-up code and the first use that builds
  * the default pool (adds).  Lock-free: adding is one CAS on an empty slot.
  */
-static ss_aptr registry[SS_MAX_POOLS];
-static ss_a32 registry_top; /* slots at or above this were never used */
+ss_aptr sigsafe__registry[SS_MAX_POOLS];
+ss_a32 sigsafe__registry_top; /* slots at or above this were never used */
 
 int sigsafe__registry_add(sigsafe_pool *pool)
 {
@@ -27,13 +27,13 @@ int sigsafe__registry_add(sigsafe_pool *pool)
         /* acq_rel: release publishes the built pool to lookups (pairs with
          * the acquire load in sigsafe__registry_find()); acquire is unused
          * but the failure order cannot be weaker than needed. */
-        if (ss_cas_strong_acq_rel(&registry[i], &expect, (void *)pool)) {
+        if (ss_cas_strong_acq_rel(&sigsafe__registry[i], &expect, (void *)pool)) {
             /* relaxed: a hint bounding the scan; the slot itself is the
              * published fact, and a lookup that misses the new top cannot
              * be looking for a pointer of this pool yet. */
-            uint32_t top = ss_load_relaxed(&registry_top);
+            uint32_t top = ss_load_relaxed(&sigsafe__registry_top);
             while (top < i + 1 &&
-                   !ss_cas_weak_relaxed(&registry_top, &top, i + 1))
+                   !ss_cas_weak_relaxed(&sigsafe__registry_top, &top, i + 1))
                 ;
             return 0;
         }
@@ -44,27 +44,9 @@ int sigsafe__registry_add(sigsafe_pool *pool)
 void sigsafe__registry_remove(sigsafe_pool *pool)
 {
     /* release: orders the pool's last uses before its slot is freed. */
-    ss_store_release(&registry[pool->registry_slot], NULL);
+    ss_store_release(&sigsafe__registry[pool->registry_slot], NULL);
 }
 
-sigsafe_pool *sigsafe__registry_find(uintptr_t p)
-{
-    /* relaxed: see sigsafe__registry_add(). */
-    uint32_t top = ss_load_relaxed(&registry_top);
-    for (uint32_t i = 0; i < top; i++) {
-        /* acquire: pairs with the release CAS in sigsafe__registry_add(),
-         * so the pool's header fields are visible. */
-        sigsafe_pool *pool = ss_load_acquire(&registry[i]);
-        if (pool && p >= (uintptr_t)pool && p < pool->end)
-            return pool;
-    }
-    return NULL;
-}
-
-int sigsafe__pool_valid(const sigsafe_pool *pool)
-{
-    return pool && pool->magic == (SS_POOL_MAGIC ^ (uintptr_t)pool);
-}
 
 /* Header index of the span or slot holding address a; SS_NIL if none. */
 static uint32_t header_of(const sigsafe_pool *pool, uintptr_t a)
@@ -95,6 +77,10 @@ ss_where sigsafe__locate(const void *p)
     if (!w.pool)
         return w;
     uintptr_t a = (uintptr_t)p;
+    if (ss_locate_span(w.pool, a, &w.id)) {
+        w.ok = 1;
+        return w;
+    }
     uint32_t h = header_of(w.pool, a);
     if (h == SS_NIL)
         return w;

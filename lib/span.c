@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "annotate.h"
 #include "internal.h"
 #include "stack.h"
 #include "sys.h"
@@ -60,8 +61,9 @@ static int mark_live(sigsafe_pool *pool, uint32_t id)
     return ss_xchg_relaxed(ss_state(pool, id), SS_LIVE) == SS_FREE;
 }
 
-/* Carve a new span for small class `cls`: keep block 0, push the rest. */
-static uint32_t carve_span(sigsafe_pool *pool, unsigned cls)
+/* Carve a new span for small class `cls`: keep block 0, push the rest
+ * (all of it when `keep` is 0; then SS_NIL means success, 0 failure). */
+static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
 {
     uint32_t bs = (uint32_t)ss_class_size(cls);
     uint32_t n = pool->span_usable / bs;
@@ -69,21 +71,30 @@ static uint32_t carve_span(sigsafe_pool *pool, unsigned cls)
         n = SS_ID_MASK + 1;
     uint32_t h = frontier_take(&pool->small_frontier, pool->nsmall);
     if (h == SS_NIL)
-        return SS_NIL;
+        return keep ? SS_NIL : 0;
     /* Right-aligned: the last block ends at the span's guard page. */
     uintptr_t start = pool->small_base + ((uintptr_t)h << pool->span_shift) +
                       (pool->span_usable - (uintptr_t)n * bs);
     header_publish(pool, h, start, bs, n, cls);
     /* relaxed: the links are published by the release CAS of the push. */
-    for (uint32_t i = 1; i + 1 < n; i++)
+    for (uint32_t i = 0; i + 1 < n; i++)
         ss_store_relaxed(&pool->links[ss_id(h, i)], ss_id(h, i + 1));
     if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
         ss_add_relaxed(&pool->mapped, (size_t)n * bs + sizeof(ss_span) +
                                           (size_t)n * sizeof(uint32_t));
+    if (!keep) {
+        ss_push_chain(pool, cls, ss_id(h, 0), ss_id(h, n - 1));
+        return SS_NIL;
+    }
     mark_live(pool, ss_id(h, 0)); /* fresh: cannot already be live */
     if (n > 1)
         ss_push_chain(pool, cls, ss_id(h, 1), ss_id(h, n - 1));
     return ss_id(h, 0);
+}
+
+int sigsafe__carve_span(sigsafe_pool *pool, unsigned cls)
+{
+    return carve(pool, cls, 0) == SS_NIL;
 }
 
 /* Carve the next never-used slot of a slot class; SS_NIL when none. */
@@ -163,7 +174,7 @@ uint32_t sigsafe__alloc_slow(sigsafe_pool *pool, unsigned cls)
             id = alloc_slot(pool, c);
         return id;
     }
-    uint32_t id = carve_span(pool, cls);
+    uint32_t id = carve(pool, cls, 1);
     if (id != SS_NIL)
         return id;
     for (unsigned c = cls; c < pool->span_classes; c++) {
@@ -275,7 +286,7 @@ typedef struct layout {
     size_t capacity;
     unsigned nclasses;
     uint32_t nsmall, nheaders;
-    size_t off_spans, off_links, off_states, meta, total;
+    size_t off_spans, off_links, off_states, off_tc, meta, total;
     int use_mprotect;
     unsigned span_shift;
     unsigned span_classes, first_slot_class;
@@ -333,7 +344,8 @@ static int plan(layout *l, size_t capacity, int guard_each)
     l->off_spans = PAGE_UP(sizeof(sigsafe_pool));
     l->off_links = l->off_spans + PAGE_UP(nh * sizeof(ss_span));
     l->off_states = l->off_links + PAGE_UP(nsmall * 4u << SS_ID_SHIFT);
-    l->meta = l->off_states + PAGE_UP(nsmall << SS_ID_SHIFT);
+    l->off_tc = l->off_states + PAGE_UP(nsmall << SS_ID_SHIFT);
+    l->meta = l->off_tc + PAGE_UP(SS_TC_RECORDS * sizeof(ss_tcache));
     /* meta, at least one guard page, alignment slack, spans, slots */
     size_t span = (size_t)1 << l->span_shift;
     l->total = l->meta + SS_PAGE + span + nsmall * span + large;
@@ -436,6 +448,18 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->spans = (ss_span *)(base + l.off_spans);
     pool->links = (ss_a32 *)(base + l.off_links);
     pool->states = (ss_a8 *)(base + l.off_states);
+    pool->tcaches = (ss_tcache *)(base + l.off_tc);
+    /* Thread caches for the classes up to 1 KiB, in pools big enough that
+     * what they hold (about 40 KiB a thread at most) is small change. */
+    if (!(cfg->flags & SIGSAFE_POOL_GUARD_EACH) && l.capacity >= SS_TC_MIN_POOL) {
+        pool->tc_classes = SS_TC_CLASSES;
+        for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+            size_t cap = 2048 / ss_class_size(c);
+            pool->tc_cap[c] = (uint8_t)(cap > SS_TC_CAP ? SS_TC_CAP
+                                        : cap < 2  ? 2
+                                                   : cap);
+        }
+    }
     uintptr_t span = (uintptr_t)1 << l.span_shift;
     pool->span_shift = l.span_shift;
     pool->span_usable = (uint32_t)(span - SS_PAGE);
@@ -481,6 +505,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     err = sigsafe__registry_add(pool);
     if (err)
         goto unmap;
+    SS_ANNOTATE_POOL_CREATE(pool); /* memory checkers: no block out */
     *out = pool;
     return 0;
 unmap:
@@ -491,6 +516,7 @@ unmap:
 void sigsafe__pool_unmap(sigsafe_pool *pool)
 {
     sigsafe__registry_remove(pool);
+    SS_ANNOTATE_POOL_DESTROY(pool); /* memory checkers: all blocks go */
     pool->magic = 0;
     sigsafe__sys_munmap(pool, pool->map_size);
 }

@@ -20,11 +20,25 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
     sigsafe_pool *p = (sigsafe_pool *)pool; /* atomics are read, not written */
     /* relaxed: a snapshot of independent counters. */
     out->capacity = p->capacity;
-    out->bytes_in_use = (size_t)ss_load_relaxed(&p->budget);
+    /* The budget counts blocks in thread caches too: take them out. */
+    uint64_t allocs = ss_load_relaxed(&p->stats.allocs);
+    uint64_t frees = ss_load_relaxed(&p->stats.frees);
+    uint64_t cached = 0;
+    for (unsigned r = 0; p->tc_classes && r < SS_TC_RECORDS; r++) {
+        ss_tcache *tc = &p->tcaches[r];
+        if (!ss_load_relaxed(&tc->key))
+            continue;
+        allocs += ss_load_relaxed(&tc->allocs);
+        frees += ss_load_relaxed(&tc->frees);
+        for (unsigned c = 0; c < p->tc_classes; c++)
+            cached += (uint64_t)ss_load_relaxed(&tc->n[c]) * ss_class_size(c);
+    }
+    uint64_t charged = ss_load_relaxed(&p->budget);
+    out->bytes_in_use = (size_t)(charged > cached ? charged - cached : 0);
     out->peak_bytes_in_use = (size_t)ss_load_relaxed(&p->stats.peak);
     out->bytes_mapped = (size_t)ss_load_relaxed(&p->mapped);
-    out->allocs = ss_load_relaxed(&p->stats.allocs);
-    out->frees = ss_load_relaxed(&p->stats.frees);
+    out->allocs = allocs;
+    out->frees = frees;
     out->failed_allocs = ss_load_relaxed(&p->stats.failed);
     out->rejected_frees = ss_load_relaxed(&p->stats.rejected);
     return 0;
