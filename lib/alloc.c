@@ -64,8 +64,9 @@ SS_INLINE uint32_t alloc_cached(sigsafe_pool *pool, unsigned cls)
         if (SS_LIKELY(n)) {
             id = tc->ids[cls][n - 1];
             ss_store_relaxed(&tc->n[cls], n - 1); /* relaxed: owner only */
-            /* relaxed: a cached block is this thread's alone. */
-            ss_store_relaxed(ss_state(pool, id), SS_LIVE);
+            /* relaxed: a cached block is this thread's alone (and a span
+             * block, so its state is in the states table). */
+            ss_store_relaxed(&pool->states[id], SS_LIVE);
         } else {
             id = sigsafe__tc_refill(pool, tc, cls);
         }
@@ -122,7 +123,7 @@ static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
     return ss_block_addr(pool, id);
 }
 
-void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls)
+SS_INLINE void *alloc_class(sigsafe_pool *pool, unsigned cls)
 {
     if (SS_LIKELY(cls < pool->tc_classes)) {
         uint32_t id = alloc_cached(pool, cls);
@@ -140,7 +141,7 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;
     }
-    void *p = sigsafe__alloc_class(pool, ss_class_of(size));
+    void *p = alloc_class(pool, ss_class_of(size));
     if (p)
         SS_ANNOTATE_ALLOC(pool, p, size);
     return p;
@@ -199,7 +200,7 @@ void *sigsafe_pool_aligned_alloc(sigsafe_pool *pool, size_t alignment,
     unsigned cls = ss_class_of(size < alignment ? alignment : size);
     while (ss_class_size(cls) & (alignment - 1))
         cls++; /* ends by class 27 (4096) at the latest */
-    void *p = sigsafe__alloc_class(pool, cls);
+    void *p = alloc_class(pool, cls);
     if (p)
         SS_ANNOTATE_ALLOC(pool, p, size);
     return p;

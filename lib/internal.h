@@ -338,6 +338,5 @@ SS_HIDDEN void sigsafe__report_corrupt(sigsafe_pool *pool, unsigned cls,
 SS_HIDDEN extern ss_aint sigsafe__report_fd;
 
 /* alloc.c */
-SS_HIDDEN void *sigsafe__alloc_class(sigsafe_pool *pool, unsigned cls);
 
 #endif /* SS_INTERNAL_H */
