@@ -265,7 +265,10 @@ SS_HIDDEN int sigsafe__registry_add(sigsafe_pool *pool);
 SS_HIDDEN void sigsafe__registry_remove(sigsafe_pool *pool);
 SS_INLINE int sigsafe__pool_valid(const sigsafe_pool *pool)
 {
-    return pool && pool->magic == (SS_POOL_MAGIC ^ (uintptr_t)pool);
+    /* A pool is the first page of its mapping: anything not page aligned
+     * is rejected before it is read. */
+    return pool && !((uintptr_t)pool & (SS_PAGE - 1)) &&
+           pool->magic == (SS_POOL_MAGIC ^ (uintptr_t)pool);
 }
 
 /*

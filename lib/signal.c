@@ -101,6 +101,8 @@ int sigsafe_sigaction(int signo, const struct sigaction *act,
         goto out; /* the stale user handler is never called again */
     }
     /* relaxed: read back only by set-up code (for `old`). */
+    int prev_flags = ss_load_relaxed(&user_flags[signo]);
+    void *prev = ss_load_relaxed(&sigsafe__user_handler[signo]);
     ss_store_relaxed(&user_flags[signo], act->sa_flags);
     /* release: pairs with the acquire load in sigsafe__trampoline(); a
      * signal arriving before the sigaction below runs the old disposition,
@@ -109,8 +111,13 @@ int sigsafe_sigaction(int signo, const struct sigaction *act,
     struct sigaction k = *act;
     k.sa_sigaction = sigsafe__trampoline;
     k.sa_flags |= SA_SIGINFO;
-    if (sigaction(signo, &k, NULL) != 0)
+    if (sigaction(signo, &k, NULL) != 0) {
         err = errno;
+        /* Change nothing: the trampoline, if installed, keeps the old
+         * handler (release: as above). */
+        ss_store_relaxed(&user_flags[signo], prev_flags);
+        ss_store_release(&sigsafe__user_handler[signo], prev);
+    }
 out:
     errno = saved;
     return err;
@@ -185,6 +192,12 @@ int sigsafe_altstack_install(size_t size)
     if (!(cur.ss_flags & SS_DISABLE) && !ours) {
         err = EEXIST; /* someone else's stack: never replaced */
         goto out;
+    }
+    if (alt.map && !ours) {
+        /* Ours was switched off behind our back: nothing uses it now. */
+        sigsafe__sys_munmap(alt.map, alt.len);
+        alt.map = NULL;
+        alt.len = 0;
     }
     if (ours && cur.ss_size >= need)
         goto out; /* already big enough */

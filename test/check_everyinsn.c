@@ -6,25 +6,33 @@
  * The test forks a child (no exec: every address is the same in both), which
  * stops itself under PTRACE_TRACEME and then runs a scripted sequence on a
  * pool: fast-path alloc/free, first allocations of classes in a fresh pool
- * (a span is carved), large blocks (slots), bad frees that are reported,
- * realloc grow and shrink, the default pool through the context.  The
- * parent single-steps it.  Whenever the child's instruction pointer lies in
- * the library's code, the script is armed and the child is not already in
- * the test's handler, the parent injects SIGUSR1 with that step.  The
- * handler (plain sigaction) allocates and frees from the same pool and the
- * default pool, and checks that nothing it got overlaps a block the script
- * holds and that every such block still has its pattern.  The handler runs
- * at full speed (PTRACE_CONT) and raises SIGUSR2 at its end, which tells
- * the parent to resume stepping.  Finally the child checks its blocks and
- * the pools' statistics and exits 0.
+ * and more blocks than a span holds (spans carved), large blocks (slots),
+ * bad frees that are reported, realloc grow and shrink, the default pool
+ * through the context.  The parent single-steps it.  Whenever the child's
+ * instruction pointer lies in the library's code, the script is armed and
+ * the child is not already in the test's handler, the parent injects
+ * SIGUSR1 with that step (at most DEFAULT_CAP times per address).
+ *
+ * The handler (plain sigaction) allocates and frees from the same pool and
+ * the default pool (see inject_handler() for how it makes a stale view in
+ * the interrupted code show), checks that nothing it got overlaps a block
+ * the script or an earlier run holds, and that every such block keeps its
+ * pattern.  It runs at full speed (PTRACE_CONT) and raises SIGUSR2 at its
+ * end; the parent then puts a breakpoint on the interrupted instruction,
+ * lets the child run back to it, and resumes stepping.  Finally the child
+ * checks its blocks, the pools' statistics and the report lines, and exits
+ * 0; the parent checks the exit, that the handler ran once per injection,
+ * and that enough distinct library instructions were injected.
  *
  * Library code: the FUNC symbols named sigsafe_* and the local functions of
- * the library's source files, from the ELF symbol table of /proc/self/exe
- * plus the load bias (PIE).
+ * the library's source files (SIGSAFE_LIB_SOURCES), from the ELF symbol
+ * table of /proc/self/exe plus the load bias (PIE).
  *
  * Skipped (with a message) where ptrace is refused, on other
  * architectures, and under TSan, which defers asynchronous signals to its
- * own safe points so that the handler never runs inside the library.
+ * own safe points so that the handler never runs inside the library.  An
+ * rseq critical section in the library would restart forever under
+ * single-stepping: MAX_STOPS turns that into a failure, not a hang.
  */
 #include "support.h"
 
@@ -135,6 +143,11 @@ enum { NH = sizeof hsizes / sizeof hsizes[0], NCTX = 3 };
 static const size_t ctx_sizes[NCTX] = {48, 80, 150};
 enum { KEEP = 8 };
 static unsigned char *carry[KEEP][NH]; /* kept from the last runs */
+/* One more block, of a size that changes from run to run and kept until
+ * the next: each run leaves the pool's byte count different, so a count
+ * that an interrupted operation overwrites with a stale value shows. */
+static unsigned char *wobble;
+static size_t wobble_n;
 
 static int overlaps(const unsigned char *p, size_t n, const unsigned char *q,
                     size_t m)
@@ -210,7 +223,7 @@ static void inject_handler(int signo)
         /* Nothing handed out twice: not a block the script holds, not
          * one kept from the last run, not one taken here already. */
         for (int j = 0; j < nlive; j++)
-            if (overlaps(b[i], n[i], lv[j].p, lv[j].n))
+            if (lv[j].p && overlaps(b[i], n[i], lv[j].p, lv[j].n))
                 hfail(3);
         for (int r = 0; r < KEEP; r++)
             for (int j = 0; j < NH; j++)
@@ -223,7 +236,7 @@ static void inject_handler(int signo)
         hfill(b[i], n[i], run * NB + (uint64_t)i);
     }
     for (int i = 0; i < nlive; i++)
-        if (!wcheck(lv[i].p, lv[i].n, lv[i].seed))
+        if (lv[i].p && !wcheck(lv[i].p, lv[i].n, lv[i].seed))
             hfail(4);
     for (int r = 0; r < KEEP; r++)
         for (int j = 0; j < NH; j++)
@@ -232,6 +245,18 @@ static void inject_handler(int signo)
     for (int i = 0; i < k; i++)
         if (b[i] && !hcheck(b[i], n[i], run * NB + (uint64_t)i))
             hfail(5);
+    unsigned char *w = NULL;
+    size_t wn = hsizes[(run * 7) % NH];
+    if (wobble && !hcheck(wobble, wobble_n, 0x3090B))
+        hfail(4);
+    w = sigsafe_pool_alloc(pool, wn);
+    if (!w)
+        hfail(1);
+    else
+        hfill(w, wn, 0x3090B);
+    sigsafe_free(wobble);
+    wobble = w;
+    wobble_n = wn;
     /* First in, first out; then the blocks kept KEEP runs ago. */
     for (int i = NH; i < k; i++)
         sigsafe_free(b[i]);
@@ -261,34 +286,64 @@ static int script_fail;
 
 static uint64_t seed_next = 1;
 
+/*
+ * The live table, as the handler on this thread may see it at any moment:
+ * an entry is written with its pointer cleared (the handler skips it) and
+ * the pointer set last; the count covers only complete entries.
+ */
+static void lv_set(int i, unsigned char *p, size_t n, uint64_t seed)
+{
+    lv[i].p = NULL;
+    /* signal fence: the handler sees no pointer before its size, seed. */
+    atomic_signal_fence(memory_order_seq_cst);
+    lv[i].n = n;
+    lv[i].seed = seed;
+    atomic_signal_fence(memory_order_seq_cst);
+    lv[i].p = p;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* Fill a block and publish it as live. */
+static void publish(unsigned char *p, size_t n)
+{
+    if (nlive >= MAXLIVE) {
+        SCRIPT_CHECK(0, 12);
+        return;
+    }
+    uint64_t seed = seed_next++;
+    wfill(p, n, seed);
+    lv_set(nlive, p, n, seed);
+    nlive++;
+}
+
+/* Unpublish entry i (the block stays live until the caller frees it). */
+static live drop(int i)
+{
+    live l = lv[i];
+    live last = lv[nlive - 1];
+    lv_set(i, last.p, last.n, last.seed); /* listed twice for a moment */
+    nlive--;
+    atomic_signal_fence(memory_order_seq_cst);
+    return l;
+}
+
 /* Allocate from the pool (or the context when from_ctx), fill, publish. */
 static unsigned char *take(size_t n, int from_ctx)
 {
-    unsigned char *p = from_ctx ? sigsafe_alloc(n) : sigsafe_pool_alloc(pool, n);
+    unsigned char *p =
+        from_ctx ? sigsafe_alloc(n) : sigsafe_pool_alloc(pool, n);
     SCRIPT_CHECK(p != NULL, 10);
     if (!p)
         return NULL;
     SCRIPT_CHECK(sigsafe_pool_of(p) == (from_ctx ? defpool : pool), 11);
-    SCRIPT_CHECK(nlive < MAXLIVE, 12);
-    uint64_t seed = seed_next++;
-    wfill(p, n, seed);
-    lv[nlive].p = p;
-    lv[nlive].n = n;
-    lv[nlive].seed = seed;
-    /* signal fence: the entry is complete before the count admits it, for
-     * a handler on this thread. */
-    atomic_signal_fence(memory_order_seq_cst);
-    nlive++;
+    publish(p, n);
     return p;
 }
 
 /* Unpublish and check live block i, then free it. */
 static void give(int i)
 {
-    live l = lv[i];
-    lv[i] = lv[nlive - 1];
-    atomic_signal_fence(memory_order_seq_cst);
-    nlive--;
+    live l = drop(i);
     SCRIPT_CHECK(wcheck(l.p, l.n, l.seed), 13);
     sigsafe_free(l.p);
 }
@@ -299,27 +354,6 @@ static int find_live(const void *p)
         if (lv[i].p == p)
             return i;
     return -1;
-}
-
-/* Unpublish live block i without freeing it (for realloc). */
-static live drop(int i)
-{
-    live l = lv[i];
-    lv[i] = lv[nlive - 1];
-    atomic_signal_fence(memory_order_seq_cst);
-    nlive--;
-    return l;
-}
-
-static void publish(unsigned char *p, size_t n)
-{
-    uint64_t seed = seed_next++;
-    wfill(p, n, seed);
-    lv[nlive].p = p;
-    lv[nlive].n = n;
-    lv[nlive].seed = seed;
-    atomic_signal_fence(memory_order_seq_cst);
-    nlive++;
 }
 
 static unsigned expected_pool_rejects, expected_default_rejects;
@@ -427,6 +461,10 @@ static int verify(void)
             sigsafe_free(carry[r][j]);
             carry[r][j] = NULL;
         }
+    if (wobble && !hcheck(wobble, wobble_n, 0x3090B))
+        return 30;
+    sigsafe_free(wobble);
+    wobble = NULL;
     size_t in_pool = 0, bytes = 0, in_def = 0;
     for (int i = 0; i < nlive; i++) {
         if (!wcheck(lv[i].p, lv[i].n, lv[i].seed))
@@ -496,7 +534,8 @@ static void child_main(void)
     int lines = 0;
     for (ssize_t i = 0; i < n; i++)
         lines += buf[i] == '\n';
-    if (!rc && lines != (int)(expected_pool_rejects + expected_default_rejects)) {
+    int want = (int)(expected_pool_rejects + expected_default_rejects);
+    if (!rc && lines != want) {
         static const char msg[] = "everyinsn child: unexpected reports:\n";
         (void)!write(2, msg, sizeof msg - 1);
         if (n > 0)
@@ -518,19 +557,24 @@ typedef struct code_map {
     uintptr_t bias;
 } code_map;
 
-/* Basenames of the library's sources, for their static functions. */
-static const char *const lib_files[] = {
-    "alloc.c",   "free.c",   "realloc.c",  "lookup.c", "span.c",
-    "context.c", "stats.c",  "report.c",   "sizeclass.c",
-    "sys_linux.c", "pool.c", "signal.c", "cache.c", "rseq.c",
-};
+/* Basenames of the library's sources, space-separated, for their static
+ * functions: from the build (test/signal_tests.cmake), else this list. */
+#ifndef SIGSAFE_LIB_SOURCES
+#define SIGSAFE_LIB_SOURCES                                                  \
+    " alloc.c free.c realloc.c lookup.c span.c context.c stats.c report.c "  \
+    "sizeclass.c sys_linux.c pool.c signal.c "
+#endif
 
 static int is_lib_file(const char *name)
 {
     const char *base = strrchr(name, '/');
     base = base ? base + 1 : name;
-    for (size_t i = 0; i < sizeof lib_files / sizeof lib_files[0]; i++)
-        if (strcmp(base, lib_files[i]) == 0)
+    size_t n = strlen(base);
+    static const char list[] = " " SIGSAFE_LIB_SOURCES;
+    if (n == 0)
+        return 0;
+    for (const char *at = strstr(list, base); at; at = strstr(at + 1, base))
+        if (at > list && at[-1] == ' ' && at[n] == ' ')
             return 1;
     return 0;
 }
@@ -673,7 +717,7 @@ static uintptr_t child_ip(pid_t pid)
                   "PTRACE_GETREGS: %s", strerror(errno));
     return (uintptr_t)regs.rip;
 #elif defined(__aarch64__)
-    struct user_pt_regs regs;
+    struct user_regs_struct regs; /* regs[31], sp, pc, pstate */
     struct iovec iov = {&regs, sizeof regs};
     ck_assert_msg(ptrace(PTRACE_GETREGSET, pid, (void *)NT_PRSTATUS, &iov) == 0,
                   "PTRACE_GETREGSET: %s", strerror(errno));
@@ -879,7 +923,8 @@ START_TEST(every_instruction)
             continue;
         case ENTERING: /* the step into the handler's first instruction */
             if (sig == SIGTRAP) {
-                entered_at_handler += child_ip(pid) == (uintptr_t)&inject_handler;
+                if (child_ip(pid) == (uintptr_t)&inject_handler)
+                    entered_at_handler++;
                 mode = IN_HANDLER;
                 resume(PTRACE_CONT, pid, 0);
             } else {
@@ -910,7 +955,8 @@ START_TEST(every_instruction)
             }
             continue;
         case FREE_RUN:
-            resume(PTRACE_CONT, pid, sig == SIGUSR2 || sig == SIGTRAP ? 0 : sig);
+            resume(PTRACE_CONT, pid,
+                   sig == SIGUSR2 || sig == SIGTRAP ? 0 : sig);
             continue;
         }
     }

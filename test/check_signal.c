@@ -541,7 +541,7 @@ START_TEST(fork_while_threads_allocate)
     st_install_handler(SIGUSR2, usr2_handler, 0);
     pthread_t t[NWORKERS];
     start_workers(t, NWORKERS);
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < 10; round++) {
         st_sleep_ms(20);
         fflush(NULL);
         pid_t pid = fork();

@@ -34,9 +34,9 @@ enum { NWORKERS = 3, WSLOTS = 48 };
 
 static int long_mode;
 
-/* Half the sizes come from a few hot classes, so that threads and the
- * handlers that interrupt them meet on the same free lists. */
-static const size_t hot[] = {24, 48, 64, 100};
+/* Most sizes come from two hot classes, so that threads and the handlers
+ * that interrupt them meet on the same free lists. */
+static const size_t hot[] = {48, 64};
 
 static size_t hot_size(uint64_t r)
 {
@@ -50,6 +50,14 @@ static atomic_ulong mismatches, twice, wrong_pool, errno_changed;
 static atomic_ulong tag_seq;
 static atomic_bool w_stop;
 static _Thread_local int depth;
+/* Each outermost handler run keeps one block until the next one on its
+ * thread, so that no run leaves the pool as it found it: the interrupted
+ * code's view of the lists and counts really goes stale.  Only depth 1
+ * touches these: a nested run cannot land in the middle of another one's
+ * update, and the thread itself drops the block with signals blocked. */
+static _Thread_local void *kept;
+static _Thread_local size_t kept_n;
+static _Thread_local uint64_t kept_tag;
 static atomic_int max_depth;
 
 /* A plain read of a counter, so that failed assertions print its name. */
@@ -145,17 +153,34 @@ static void torture_handler(int signo)
         t[i] = new_tag();
         claim(b[i], t[i]);
         fill(b[i], n[i], t[i]);
+        atomic_fetch_add_explicit(&h_blocks, 1, memory_order_relaxed);
     }
     /* Force some nesting even when the storm's timing gives none. */
     if (signo == SIGUSR1 && (rng & 15) == 0)
         raise(SIGUSR2);
-    for (int i = 0; i < 4; i++) {
+    /* At depth 1 the first block is kept until the next run; the last
+     * run's goes. */
+    int first = 0;
+    if (d == 1 && b[0]) {
+        void *old = kept;
+        size_t old_n = kept_n;
+        uint64_t old_tag = kept_tag;
+        kept = b[0];
+        kept_n = n[0];
+        kept_tag = t[0];
+        first = 1;
+        if (old) {
+            check(old, old_n, old_tag);
+            unclaim(old, old_tag);
+            sigsafe_free(old);
+        }
+    }
+    for (int i = first; i < 4; i++) {
         if (!b[i])
             continue;
         check(b[i], n[i], t[i]);
         unclaim(b[i], t[i]);
         sigsafe_free(b[i]);
-        atomic_fetch_add_explicit(&h_blocks, 1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&h_runs, 1, memory_order_relaxed);
     depth--;
@@ -172,6 +197,23 @@ typedef struct slot {
     uint64_t tag;
 } slot;
 
+/* Free this thread's kept block, with the test's signals blocked. */
+static void drop_kept(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (kept) {
+        check(kept, kept_n, kept_tag);
+        unclaim(kept, kept_tag);
+        sigsafe_free(kept);
+        kept = NULL;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     uint64_t rng = 0x9E3779B97F4A7C15ull * (uint64_t)(uintptr_t)arg + 1;
@@ -187,7 +229,7 @@ static void *worker_main(void *arg)
             x->p = NULL;
         }
         uint64_t r = st_rand(&rng);
-        x->n = (r & 1) ? hot_size(r >> 1) : 16 + st_rand_size(&rng, BIG_MAX);
+        x->n = (r & 3) ? hot_size(r >> 2) : 16 + st_rand_size(&rng, BIG_MAX);
         x->p = sigsafe_pool_alloc(pool, x->n);
         if (!x->p) {
             atomic_fetch_add_explicit(&w_nulls, 1, memory_order_relaxed);
@@ -203,6 +245,7 @@ static void *worker_main(void *arg)
         if (++ops % 4 == 0)
             sched_yield();
     }
+    drop_kept();
     for (int i = 0; i < WSLOTS; i++) {
         if (!s[i].p)
             continue;
@@ -264,12 +307,7 @@ START_TEST(torture)
     for (int i = 0; i < NWORKERS; i++)
         pthread_join(t[i], NULL);
     /* No handler may run on this thread while the stats are read. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
-    sigaddset(&set, SIGPROF);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    drop_kept();
     long long ms = st_now_ms() - t0;
 
     unsigned long runs = atomic_load(&h_runs);
