@@ -83,7 +83,7 @@ void sigsafe_context_enter(sigsafe_pool *pool)
      * handler that lands here pushes above our slot, never onto it. */
     ss_signal_fence_seq_cst();
     if (SS_LIKELY(d < SS_CTX_DEPTH))
-        ss_store_relaxed(&ctx.slot[d], (void *)pool);
+        ss_store_relaxed(&ctx.slot[d], (void *)pool); /* relaxed: ours */
     else
         ss_add_relaxed(&sigsafe__ctx_overflows, 1); /* relaxed: a count */
 #else
@@ -98,7 +98,7 @@ void sigsafe_context_leave(void)
     if (SS_UNLIKELY(d == 0))
         return; /* unbalanced leave: ignored */
     if (d <= SS_CTX_DEPTH)
-        ss_store_relaxed(&ctx.slot[d - 1], NULL);
+        ss_store_relaxed(&ctx.slot[d - 1], NULL); /* relaxed: ours */
     /* signal fence: the slot is emptied before the depth drops, so a
      * handler never sees a stale pool in a slot it is about to reuse. */
     ss_signal_fence_seq_cst();

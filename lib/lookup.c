@@ -106,7 +106,8 @@ ss_where sigsafe__locate(const void *p)
 /* 1 if the block is live now (racy by nature; exact when quiescent). */
 static int is_live(sigsafe_pool *pool, uint32_t id)
 {
-    return ss_load_relaxed(ss_state(pool, id)) == SS_LIVE; /* a snapshot */
+    /* relaxed: a snapshot; racing frees decide by their own exchange. */
+    return ss_load_relaxed(ss_state(pool, id)) == SS_LIVE;
 }
 
 size_t sigsafe_usable_size(const void *ptr)

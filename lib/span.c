@@ -479,7 +479,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
         at += lg->nslots * lg->stride;
     }
     for (unsigned c = 0; c < SS_NCLASSES; c++)
-        ss_store_relaxed(&pool->heads[c].word, SS_NIL); /* not yet shared */
+        ss_store_relaxed(&pool->heads[c].word, SS_NIL); /* relaxed: private */
 
     /* bytes_mapped: the pool header, then what carving puts to use (all
      * of it at once for a prefaulted pool). */
@@ -496,7 +496,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
                 mapped += pool->large[c].stride - SS_PAGE;
             }
     }
-    ss_store_relaxed(&pool->mapped, mapped); /* not yet shared */
+    ss_store_relaxed(&pool->mapped, mapped); /* relaxed: still private */
     err = lay_guards(pool, &l);
     if (err)
         goto unmap;

@@ -33,7 +33,7 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
         for (unsigned c = 0; c < p->tc_classes; c++)
             cached += (uint64_t)ss_load_relaxed(&tc->n[c]) * ss_class_size(c);
     }
-    uint64_t charged = ss_load_relaxed(&p->budget);
+    uint64_t charged = ss_load_relaxed(&p->budget); /* relaxed: as above */
     out->bytes_in_use = (size_t)(charged > cached ? charged - cached : 0);
     out->peak_bytes_in_use = (size_t)ss_load_relaxed(&p->stats.peak);
     out->bytes_mapped = (size_t)ss_load_relaxed(&p->mapped);
