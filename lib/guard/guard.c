@@ -6,10 +6,7 @@
  * reads pool metadata, formats on the stack, makes one write and, to let
  * the crash go on, one or two sigaction calls).
  *
- * Letting the crash go on: libsigsegv resets a declined fault to SIG_DFL.
- * To give the handler that was installed before the watch its turn, we put
- * it back and return "handled": the faulting instruction runs again and
- * faults into that handler, exactly as if the watch had never been there.
+ * Letting the crash go on: see hand_on() below.
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,7 +18,7 @@
 #include "sigsafe_guard.h"
 
 static struct sigaction prev_segv, prev_bus; /* found at watch */
-static struct sigaction ours;                /* libsigsegv's, after watch */
+static struct sigaction lib_segv, lib_bus;   /* libsigsegv's, wrapped */
 static volatile sig_atomic_t watching;
 static volatile uintptr_t reported;          /* one line per fault */
 
@@ -84,9 +81,44 @@ static void report(uintptr_t addr, const ss_fault *f)
         (void)sigsafe__sys_write(fd, l.buf, l.n);
 }
 
-static int same_handler(const struct sigaction *a, const struct sigaction *b)
+/*
+ * The chain.  libsigsegv's handler, once installed, is wrapped by front():
+ * a signal that was sent (kill, raise: si_code <= 0) is no fault and goes
+ * straight to the handler found at watch; a fault goes through libsigsegv,
+ * whose call of on_fault() names the block and then hands the fault on.
+ * Handing on calls the previous handler directly, so a handler that
+ * recovers (a GC's, a JIT's) returns here and the watch stays; a previous
+ * default (or ignore) action is put back and the faulting instruction runs
+ * again, so the process dies of the fault as it would have.
+ */
+typedef struct ss_frame {
+    int sig;
+    siginfo_t *info;
+    void *ctx;
+} ss_frame;
+
+static _Thread_local ss_frame frame __attribute__((tls_model("initial-exec")));
+
+static const struct sigaction *prev_of(int sig)
 {
-    return a->sa_sigaction == b->sa_sigaction;
+    return sig == SIGBUS ? &prev_bus : &prev_segv;
+}
+
+/* Hand a fault or a sent signal to the handler found at watch.  Returns 1
+ * if that handler ran, 0 if its default (or ignore) action was put back. */
+static int hand_on(int sig, siginfo_t *info, void *ctx)
+{
+    const struct sigaction *prev = prev_of(sig);
+    if (prev->sa_handler == SIG_DFL || prev->sa_handler == SIG_IGN) {
+        sigaction(sig, prev, NULL);
+        watching = 0;
+        return 0;
+    }
+    if (prev->sa_flags & SA_SIGINFO)
+        prev->sa_sigaction(sig, info, ctx);
+    else
+        prev->sa_handler(sig);
+    return 1;
 }
 
 static int on_fault(void *fault, int serious)
@@ -103,13 +135,26 @@ static int on_fault(void *fault, int serious)
             report(addr, &f);
         }
     }
-    /* Let the crash go on as it would have without the watch. */
-    if (same_handler(&prev_segv, &ours))
-        return 0; /* libsigsegv was there before us: its default */
-    sigaction(SIGSEGV, &prev_segv, NULL);
-    sigaction(SIGBUS, &prev_bus, NULL);
-    watching = 0;
-    return 1; /* re-execute: the restored handler gets the fault */
+    (void)hand_on(frame.sig, frame.info, frame.ctx);
+    return 1; /* handled: return, and re-run the instruction if it faults */
+}
+
+static void front(int sig, siginfo_t *info, void *ctx)
+{
+    if (info && info->si_code <= 0) {
+        /* Sent, not a fault: nothing to name, and nothing to re-run. */
+        if (!hand_on(sig, info, ctx) && prev_of(sig)->sa_handler == SIG_DFL)
+            raise(sig); /* blocked here: delivered, by default, on return */
+        return;
+    }
+    ss_frame saved = frame; /* a fault inside a handler nests */
+    frame = (ss_frame){sig, info, ctx};
+    const struct sigaction *lib = sig == SIGBUS ? &lib_bus : &lib_segv;
+    if (lib->sa_flags & SA_SIGINFO)
+        lib->sa_sigaction(sig, info, ctx);
+    else
+        lib->sa_handler(sig);
+    frame = saved;
 }
 
 int sigsafe_guard_watch(void)
@@ -123,7 +168,16 @@ int sigsafe_guard_watch(void)
         err = ENOTSUP;
         goto out;
     }
-    sigaction(SIGSEGV, NULL, &ours);
+    sigaction(SIGSEGV, NULL, &lib_segv);
+    sigaction(SIGBUS, NULL, &lib_bus);
+    struct sigaction f = lib_segv;
+    f.sa_sigaction = front;
+    f.sa_flags |= SA_SIGINFO;
+    sigaction(SIGSEGV, &f, NULL);
+    f = lib_bus;
+    f.sa_sigaction = front;
+    f.sa_flags |= SA_SIGINFO;
+    sigaction(SIGBUS, &f, NULL);
     reported = 0;
     watching = 1;
 out:
@@ -138,9 +192,10 @@ int sigsafe_guard_unwatch(void)
     int saved = errno;
     struct sigaction now;
     sigaction(SIGSEGV, NULL, &now);
+    int ours = now.sa_sigaction == front;
     sigsegv_deinstall_handler();
-    /* Put back what we found, unless someone replaced libsigsegv since. */
-    if (same_handler(&now, &ours) && !same_handler(&prev_segv, &ours)) {
+    /* Put back what we found, unless someone replaced us since. */
+    if (ours) {
         sigaction(SIGSEGV, &prev_segv, NULL);
         sigaction(SIGBUS, &prev_bus, NULL);
     }
