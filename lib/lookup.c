@@ -53,7 +53,8 @@ static uint32_t header_of(const sigsafe_pool *pool, uintptr_t a)
 {
     if (a >= pool->small_base && a < pool->small_end)
         return (uint32_t)((a - pool->small_base) >> pool->span_shift);
-    if (a < pool->large_base || a >= pool->end)
+    if (a < pool->large_base || a >= pool->end ||
+        pool->first_slot_class >= pool->nclasses) /* a pool with no slots */
         return SS_NIL;
     /* Binary search over the large class areas, in address order. */
     unsigned lo = pool->first_slot_class, hi = pool->nclasses;

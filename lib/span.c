@@ -239,9 +239,11 @@ int sigsafe__config_check(const sigsafe_pool_config *cfg)
         return 22; /* EINVAL */
     if (cfg->capacity > SS_MAX_CAPACITY)
         return 22;
-    /* GUARD_EACH makes system calls on free and reuse (quarantine). */
+    /* GUARD_EACH makes system calls on free and reuse (quarantine), and
+     * its blocks are whole pages: at least one must fit the capacity. */
     if ((cfg->flags & SIGSAFE_POOL_GUARD_EACH) &&
-        (cfg->flags & SIGSAFE_POOL_NO_SYSCALLS))
+        ((cfg->flags & SIGSAFE_POOL_NO_SYSCALLS) ||
+         (cfg->capacity && cfg->capacity < SS_PAGE)))
         return 22;
     return 0;
 }
