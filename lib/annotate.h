@@ -8,13 +8,168 @@
  *   SS_ANNOTATE_FREE(pool, p, usable)  block p returned to its pool
  *   SS_ANNOTATE_POOL_CREATE(pool)      pool built, no block handed out yet
  *   SS_ANNOTATE_POOL_DESTROY(pool)     pool about to be unmapped
+ *
+ * A block is usable up to sigsafe_usable_size() bytes, so that is what the
+ * checkers are told is addressable, whatever the request was.
+ *
+ * SIGSAFE_ASAN_POISON (with -fsanitize=address): free blocks and the small
+ * area's unused memory (and the guard pages before it) are poisoned, so
+ * ASan reports a use after free or an overflow into a neighbouring block as
+ * "use-after-poison".  At create the guard pages after the metadata and the
+ * first SS_ASAN_POISON_MAX bytes of the small area are poisoned (spans are
+ * carved in address order, so these are the first spans any pool uses;
+ * poisoning writes one shadow byte per 8 bytes, and a 16 GiB pool's whole
+ * area would cost gigabytes of shadow).  Slots need no poison at create:
+ * guard pages fence each of them.  At destroy, every byte that may be
+ * poisoned is unpoisoned, so that a later mapping at the same address is
+ * not reported.
+ *
+ * SIGSAFE_VALGRIND: each pool is a memcheck memory pool anchored at its
+ * header, every block a chunk of it: memcheck reports invalid reads and
+ * writes, uses after free and leaked blocks, and destroying a pool frees its
+ * chunks.  The block areas start out inaccessible.  The allocator's own
+ * accesses are all to the metadata (headers, links, states), which stays
+ * accessible.  Client requests cost a few instructions outside valgrind.
+ *
+ * Every hook is AS-safe: shadow memory writes and client requests only.
  */
 #ifndef SS_ANNOTATE_H
 #define SS_ANNOTATE_H
 
-#define SS_ANNOTATE_ALLOC(pool, p, size) ((void)(pool), (void)(p), (void)(size))
-#define SS_ANNOTATE_FREE(pool, p, usable) ((void)(pool), (void)(p), (void)(usable))
+#include "internal.h"
+
+#if defined(SIGSAFE_ASAN_POISON) && SIGSAFE_ASAN_POISON && \
+    defined(SIGSAFE_VALGRIND) && SIGSAFE_VALGRIND
+#error "SIGSAFE_ASAN_POISON and SIGSAFE_VALGRIND exclude each other"
+#endif
+
+#if (defined(SIGSAFE_ASAN_POISON) && SIGSAFE_ASAN_POISON) || \
+    (defined(SIGSAFE_VALGRIND) && SIGSAFE_VALGRIND)
+/* Usable size of the block that starts at p (0 if none): the lookup that
+ * sigsafe_usable_size() makes, without its liveness test. */
+SS_INLINE size_t ss_annotate_usable(const void *p)
+{
+    ss_where w = sigsafe__locate(p);
+    return w.ok ? w.pool->spans[w.id >> SS_ID_SHIFT].block_size : 0;
+}
+#endif
+
+/* ------------------------------------------------------ AddressSanitizer */
+#if defined(SIGSAFE_ASAN_POISON) && SIGSAFE_ASAN_POISON
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SS_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SS_HAVE_ASAN 1
+#endif
+#endif
+#ifndef SS_HAVE_ASAN
+#error "SIGSAFE_ASAN_POISON needs -fsanitize=address"
+#endif
+
+#include <sanitizer/asan_interface.h>
+
+#define SS_ASAN_POISON_MAX ((uintptr_t)256 << 20) /* 32 MiB of shadow */
+
+#define SS_ANNOTATE_ALLOC(pool, p, size)                                     \
+    do {                                                                     \
+        (void)(pool);                                                        \
+        (void)(size);                                                        \
+        ASAN_UNPOISON_MEMORY_REGION((p), ss_annotate_usable(p));             \
+    } while (0)
+
+#define SS_ANNOTATE_FREE(pool, p, usable)                                    \
+    do {                                                                     \
+        (void)(pool);                                                        \
+        ASAN_POISON_MEMORY_REGION((p), (usable));                            \
+    } while (0)
+
+/* End of the small area's prefix that create poisons. */
+SS_INLINE uintptr_t ss_asan_prefix_end(const sigsafe_pool *pool)
+{
+    uintptr_t n = pool->small_end - pool->small_base;
+    return pool->small_base + (n < SS_ASAN_POISON_MAX ? n : SS_ASAN_POISON_MAX);
+}
+
+/* Start of the poisoned prefix: the guard pages after the metadata, so
+ * that the byte before a span's first block is poisoned too. */
+SS_INLINE uintptr_t ss_asan_prefix_start(const sigsafe_pool *pool)
+{
+    return (uintptr_t)pool + pool->meta_bytes;
+}
+
+SS_INLINE void ss_annotate_pool_create(const sigsafe_pool *pool)
+{
+    ASAN_POISON_MEMORY_REGION((void *)ss_asan_prefix_start(pool),
+                              ss_asan_prefix_end(pool) -
+                                  ss_asan_prefix_start(pool));
+}
+
+/* Unpoison what create poisoned, the carved spans and the carved slots:
+ * only these can hold poison (frees poison carved blocks only). */
+SS_INLINE void ss_annotate_pool_destroy(sigsafe_pool *pool)
+{
+    /* relaxed: the pool is quiescent at destroy. */
+    uintptr_t end = pool->small_base +
+                    ((uintptr_t)ss_load_relaxed(&pool->small_frontier)
+                     << pool->span_shift);
+    if (end < ss_asan_prefix_end(pool))
+        end = ss_asan_prefix_end(pool);
+    ASAN_UNPOISON_MEMORY_REGION((void *)ss_asan_prefix_start(pool),
+                                end - ss_asan_prefix_start(pool));
+    for (unsigned c = pool->first_slot_class; c < pool->nclasses; c++) {
+        ss_large *lg = &pool->large[c];
+        uint32_t n = ss_load_relaxed(&lg->frontier); /* relaxed: as above */
+        if (n > lg->nslots)
+            n = lg->nslots;
+        ASAN_UNPOISON_MEMORY_REGION((void *)lg->base, (size_t)n * lg->stride);
+    }
+}
+
+#define SS_ANNOTATE_POOL_CREATE(pool) ss_annotate_pool_create(pool)
+#define SS_ANNOTATE_POOL_DESTROY(pool) ss_annotate_pool_destroy(pool)
+
+/* ------------------------------------------------------ valgrind memcheck */
+#elif defined(SIGSAFE_VALGRIND) && SIGSAFE_VALGRIND
+
+#include <valgrind/memcheck.h>
+
+#define SS_ANNOTATE_ALLOC(pool, p, size)                                     \
+    do {                                                                     \
+        (void)(size);                                                        \
+        if (RUNNING_ON_VALGRIND)                                             \
+            VALGRIND_MEMPOOL_ALLOC((pool), (p), ss_annotate_usable(p));      \
+    } while (0)
+
+#define SS_ANNOTATE_FREE(pool, p, usable)                                    \
+    do {                                                                     \
+        (void)(usable);                                                      \
+        VALGRIND_MEMPOOL_FREE((pool), (p));                                  \
+    } while (0)
+
+SS_INLINE void ss_annotate_pool_create(const sigsafe_pool *pool)
+{
+    VALGRIND_CREATE_MEMPOOL(pool, 0, 0);
+    /* The spans and slots: no block is handed out yet. */
+    VALGRIND_MAKE_MEM_NOACCESS((void *)pool->small_base,
+                               pool->end - pool->small_base);
+}
+
+#define SS_ANNOTATE_POOL_CREATE(pool) ss_annotate_pool_create(pool)
+/* Frees every chunk still live: destroying a pool leaks nothing. */
+#define SS_ANNOTATE_POOL_DESTROY(pool) VALGRIND_DESTROY_MEMPOOL(pool)
+
+/* ------------------------------------------------------------------ none */
+#else
+
+#define SS_ANNOTATE_ALLOC(pool, p, size)                                     \
+    ((void)(pool), (void)(p), (void)(size))
+#define SS_ANNOTATE_FREE(pool, p, usable)                                    \
+    ((void)(pool), (void)(p), (void)(usable))
 #define SS_ANNOTATE_POOL_CREATE(pool) ((void)(pool))
 #define SS_ANNOTATE_POOL_DESTROY(pool) ((void)(pool))
+
+#endif
 
 #endif /* SS_ANNOTATE_H */

@@ -100,8 +100,9 @@ size_t st_rand_size(uint64_t *state, size_t max_big);
  */
 int st_readable(const void *p);
 
-/* Write one byte at p, invisible to ASan/TSan instrumentation: for guard
- * page tests that expect the store to raise SIGSEGV. */
+/* Write one byte at p, invisible to ASan/TSan instrumentation (and to
+ * memcheck's error reports): for guard page tests that expect the store to
+ * raise SIGSEGV, and for deliberate writes into free blocks. */
 void st_poke(void *p, unsigned char v);
 /* Read one byte at p, likewise uninstrumented. */
 unsigned char st_peek(const void *p);

@@ -3,7 +3,8 @@
 # library may only leave allowlisted symbols undefined.
 #
 #   cmake -DNM=nm -DAS_OBJECTS="a.o|b.o" -DLIBRARY=libsigsafe.a
-#         -DARCH=x86_64 [-DSANITIZE=address,undefined] -P symbols.cmake
+#         -DARCH=x86_64 [-DSANITIZE=address,undefined] [-DCOVERAGE=ON]
+#         -P symbols.cmake
 #
 # A symbol that one object references and another object of the same set
 # defines is internal and fine. For the AS-safe set that means defined by
@@ -38,6 +39,11 @@ if(SANITIZE)
         __lsan_ __msan_)
     # ASan's ODR indicators and init hooks.
     list(APPEND allowed_prefixes __odr_asan)
+endif()
+if(COVERAGE)
+    # gcov's hooks in SIGSAFE_COVERAGE builds: registration at load and the
+    # dump at exit, never on an AS-safe path (counters are plain stores).
+    list(APPEND allowed_prefixes __gcov_)
 endif()
 
 # Named here so that the failure message says why, not just "not allowed".

@@ -8,6 +8,14 @@
 #   tools/test.sh clang    the suite built with clang instead of gcc
 #   tools/test.sh O0       the suite built at -O0 (Debug); Os: -Os
 #                          (MinSizeRel); O2: -O2, the default
+#   tools/test.sh fuzz     the libFuzzer target (clang, ASan+UBSan) for
+#                          $SIGSAFE_FUZZ_SECONDS (default 60), then its
+#                          corpus and regressions
+#   tools/test.sh memcheck the suites under valgrind memcheck, with the
+#                          library's valgrind hooks on
+#   tools/test.sh coverage the suite built with gcc --coverage (-O0), then
+#                          a gcovr report of lib/ in build/coverage/report/
+# (docs/testing.md says what each runs.)
 # Words combine (tools/test.sh clang Os, tools/test.sh clang tsan); each
 # combination builds in its own directory, build/<words> (the root is
 # $SIGSAFE_BUILD_ROOT, default build).
@@ -16,7 +24,8 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- default
 
 usage() {
-    echo "usage: tools/test.sh [gcc|clang] [O0|O2|Os] [asan|tsan|stress]" >&2
+    echo "usage: tools/test.sh [gcc|clang] [O0|O2|Os]" \
+        "[asan|tsan|stress|fuzz|memcheck|coverage]" >&2
     exit 2
 }
 build_type=RelWithDebInfo
@@ -24,6 +33,8 @@ cc=
 sanitize=
 select="-LE stress"
 name=
+verify=
+targets=
 for word; do
     case "$word" in
     default) ;;
@@ -35,12 +46,22 @@ for word; do
     asan) sanitize=address,undefined select="-LE stress|install" ;;
     tsan) sanitize=thread select="-LE stress|install" ;;
     stress) select="-L stress" ;;
+    # Verification (docs/testing.md).
+    fuzz) cc=clang sanitize=address,undefined verify=fuzz select="-L fuzz"
+        targets="--target fuzz_pools fuzz_replay" ;;
+    memcheck) verify=memcheck select="-L memcheck|valgrind" ;;
+    coverage) verify=coverage build_type=Debug
+        select="-LE stress|install|memcheck|valgrind" ;;
     *) usage ;;
     esac
     name="${name:+$name-}$word"
 done
 
 tools/deps.sh $cc
+case "$verify" in
+memcheck) tools/deps.sh valgrind ;;
+coverage) tools/deps.sh gcovr ;;
+esac
 if [ "$cc" = clang ] && [ -n "$sanitize" ]; then
     # clang's sanitizer runtimes (libclang-rt-14-dev on Debian 12).
     major=$(clang -dumpversion | cut -d. -f1)
@@ -51,7 +72,30 @@ jobs=$(nproc 2>/dev/null || echo 2)
 args="-DCMAKE_BUILD_TYPE=$build_type -DSIGSAFE_WERROR=ON"
 [ -z "$cc" ] || args="$args -DCMAKE_C_COMPILER=$cc"
 [ -z "$sanitize" ] || args="$args -DSIGSAFE_SANITIZE=$sanitize"
+case "$verify" in
+fuzz) args="$args -DSIGSAFE_BUILD_FUZZ=ON" ;;
+memcheck) args="$args -DSIGSAFE_VALGRIND=ON" ;;
+coverage) args="$args -DSIGSAFE_COVERAGE=ON" ;;
+esac
 build="${SIGSAFE_BUILD_ROOT:-build}/$name"
 cmake -S . -B "$build" $args >/dev/null
-cmake --build "$build" -j "$jobs"
+cmake --build "$build" -j "$jobs" $targets
+[ "$verify" != coverage ] || find "$build" -name '*.gcda' -delete
 ctest --test-dir "$build" --output-on-failure -j "$jobs" $select
+if [ "$verify" = fuzz ]; then
+    # After the corpus and regressions replayed clean (above), a
+    # bounded run from the seed corpus; what it learns stays in
+    # $build/corpus, a failing input in $build/artifacts.
+    mkdir -p "$build/corpus" "$build/artifacts"
+    "$build/test/fuzz_pools" -max_total_time="${SIGSAFE_FUZZ_SECONDS:-60}" \
+        -max_len=4096 -timeout=30 -print_final_stats=1 \
+        -artifact_prefix="$build/artifacts/" \
+        "$build/corpus" test/fuzz/corpus
+fi
+if [ "$verify" = coverage ]; then
+    mkdir -p "$build/report"
+    gcovr --root . --filter 'lib/' --object-directory "$build" \
+        --exclude-unreachable-branches --print-summary \
+        --txt "$build/report/coverage.txt" \
+        --html-details "$build/report/index.html" "$build"
+fi
