@@ -119,15 +119,6 @@ sigsafe_pool *sigsafe_current_pool(void)
     return sigsafe__default_pool();
 }
 
-uint32_t sigsafe__context_depth(void)
-{
-#if SIGSAFE_CONTEXT_TLS
-    return ss_load_relaxed(&ctx.depth); /* relaxed: this thread only */
-#else
-    return 0;
-#endif
-}
-
 /*
  * The reserve: a small pool for a handler that re-entered its own context
  * (a crash handler that faulted inside itself with SA_NODEFER, or a

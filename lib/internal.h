@@ -321,7 +321,6 @@ SS_HIDDEN int sigsafe__free_in(const void *p, sigsafe_pool **owner);
 SS_HIDDEN sigsafe_pool *sigsafe__default_pool(void);
 SS_HIDDEN sigsafe_pool *sigsafe__default_peek(void);
 SS_HIDDEN sigsafe_pool *sigsafe__default_offer(sigsafe_pool *mine);
-SS_HIDDEN uint32_t sigsafe__context_depth(void);
 SS_HIDDEN sigsafe_pool *sigsafe__reserve_for(const sigsafe_pool *pool);
 SS_HIDDEN void sigsafe__trampoline(int signo, siginfo_t *info, void *uctx);
 SS_HIDDEN extern ss_a64 sigsafe__ctx_overflows;

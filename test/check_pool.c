@@ -689,6 +689,44 @@ START_TEST(no_syscalls_under_seccomp)
 }
 END_TEST
 
+/* Spans stay with their class.  Once every span of the small area has been
+ * carved, a request whose class has no free block is served from a larger
+ * class's free block, charged at that block's size; and when the budget
+ * cannot take the larger size, the block goes back and the call fails. */
+START_TEST(borrow_when_area_is_carved)
+{
+    sigsafe_pool *pool = make_pool("borrow", 1 * ST_MIB, 0);
+    enum { MAX = 70000 };
+    static void *blk[MAX];
+    /* Fill the capacity with one class, free it all, and move on to the
+     * next class, until a class finds no span left to carve. */
+    static const size_t sizes[] = {16, 32, 64, 96, 128, 192, 256, 384, 512,
+                                   768, 1024, 1536, 2048, 3072, 4096};
+    size_t k = 0, carved_out = 0;
+    for (; k < sizeof sizes / sizeof sizes[0] && !carved_out; k++) {
+        int n = 0;
+        while (n < MAX && (blk[n] = sigsafe_pool_alloc(pool, sizes[k])))
+            n++;
+        sigsafe_stats s = st_stats(pool);
+        /* Stopped short of the capacity: the area ran out, not the budget */
+        carved_out = s.bytes_in_use + 2 * sizes[k] + 16384 < s.capacity;
+        while (n > 0)
+            sigsafe_free(blk[--n]);
+    }
+    ck_assert_msg(carved_out, "the small area never ran out");
+    /* 48 bytes: a class never carved.  Free blocks of larger classes
+     * exist (everything was freed), so it is served from one of them. */
+    void *p = sigsafe_pool_alloc(pool, 48);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_gt(sigsafe_usable_size(p), 48);
+    sigsafe_stats s = st_stats(pool);
+    ck_assert_uint_eq(s.bytes_in_use, sigsafe_usable_size(p));
+    sigsafe_free(p);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
 Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -726,6 +764,7 @@ Suite *pool_suite(void)
     tcase_add_test(tc, no_syscalls_pool);
     tcase_add_test(tc, guard_each_pool);
     tcase_add_test(tc, no_syscalls_under_seccomp);
+    tcase_add_test(tc, borrow_when_area_is_carved);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -868,6 +868,12 @@ static void setup(fz_in *in)
             cfg.flags = flags &= ~(unsigned)SIGSAFE_POOL_NO_SYSCALLS;
             rc = sigsafe_pool_create(&cfg, &pool);
         }
+        if ((flags & SIGSAFE_POOL_GUARD_EACH) && cap < 4096) {
+            /* GUARD_EACH blocks are whole pages: a pool must hold one. */
+            FZ_CHECK(rc == EINVAL, "GUARD_EACH below a page accepted");
+            cfg.flags = flags &= ~(unsigned)SIGSAFE_POOL_GUARD_EACH;
+            rc = sigsafe_pool_create(&cfg, &pool);
+        }
         FZ_CHECK(rc == 0 && pool != NULL, "pool_create(%zu, %#x) = %d", cap,
                  flags, rc);
         start_pool(k, pool, flags);
