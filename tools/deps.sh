@@ -5,7 +5,7 @@
 # Usage: tools/deps.sh [extra-package ...]
 set -eu
 
-pkgs="cmake make gcc libc6-dev binutils pkg-config check libsigsegv-dev $*"
+pkgs="cmake make gcc g++ libc6-dev binutils pkg-config check libsigsegv-dev $*"
 missing=""
 for p in $pkgs; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
