@@ -338,6 +338,15 @@ SS_HIDDEN void sigsafe__report_reject(sigsafe_pool *pool, const void *p,
 SS_HIDDEN void sigsafe__report_corrupt(sigsafe_pool *pool, unsigned cls,
                                        uint32_t id);
 SS_HIDDEN extern ss_aint sigsafe__report_fd;
+/* A report line under construction: formatted by hand on the stack (no
+ * stdio), written with one write(2) by sigsafe__line_emit(). */
+typedef struct ss_line {
+    char buf[256];
+    size_t n; /* the last byte is kept for the newline */
+} ss_line;
+SS_HIDDEN void sigsafe__line_put(ss_line *l, const char *s);
+SS_HIDDEN void sigsafe__line_num(ss_line *l, uint64_t v, unsigned base);
+SS_HIDDEN void sigsafe__line_emit(ss_line *l);
 
 /* alloc.c */
 

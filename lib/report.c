@@ -10,51 +10,27 @@
 
 ss_aint sigsafe__report_fd = 2;
 
-typedef struct line {
-    char buf[192];
-    size_t n;
-} line;
-
-static void put(line *l, const char *s)
+void sigsafe__line_put(ss_line *l, const char *s)
 {
     while (*s && l->n < sizeof l->buf - 1)
         l->buf[l->n++] = *s++;
 }
 
-static void put_hex(line *l, uint64_t v)
+void sigsafe__line_num(ss_line *l, uint64_t v, unsigned base)
 {
-    char tmp[16];
+    char tmp[24];
     int n = 0;
     do {
-        tmp[n++] = "0123456789abcdef"[v & 15];
-        v >>= 4;
+        tmp[n++] = "0123456789abcdef"[v % base];
+        v /= base;
     } while (v);
-    put(l, "0x");
+    if (base == 16)
+        sigsafe__line_put(l, "0x");
     while (n && l->n < sizeof l->buf - 1)
         l->buf[l->n++] = tmp[--n];
 }
 
-static void put_dec(line *l, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n && l->n < sizeof l->buf - 1)
-        l->buf[l->n++] = tmp[--n];
-}
-
-static void start(line *l, const sigsafe_pool *pool)
-{
-    l->n = 0;
-    put(l, "sigsafe: pool \"");
-    put(l, pool->name[0] ? pool->name : "(unnamed)");
-    put(l, "\": ");
-}
-
-static void emit(line *l)
+void sigsafe__line_emit(ss_line *l)
 {
     l->buf[l->n++] = '\n';
     /* relaxed: the fd is a setting; any recent value will do. */
@@ -63,27 +39,35 @@ static void emit(line *l)
         (void)sigsafe__sys_write(fd, l->buf, l->n);
 }
 
+static void start(ss_line *l, const sigsafe_pool *pool)
+{
+    l->n = 0;
+    sigsafe__line_put(l, "sigsafe: pool \"");
+    sigsafe__line_put(l, pool->name[0] ? pool->name : "(unnamed)");
+    sigsafe__line_put(l, "\": ");
+}
+
 void sigsafe__report_reject(sigsafe_pool *pool, const void *p, const char *why)
 {
-    line l;
+    ss_line l;
     start(&l, pool);
-    put(&l, "rejected free of ");
-    put_hex(&l, (uintptr_t)p);
-    put(&l, ": ");
-    put(&l, why);
-    emit(&l);
+    sigsafe__line_put(&l, "rejected free of ");
+    sigsafe__line_num(&l, (uintptr_t)p, 16);
+    sigsafe__line_put(&l, ": ");
+    sigsafe__line_put(&l, why);
+    sigsafe__line_emit(&l);
 }
 
 void sigsafe__report_corrupt(sigsafe_pool *pool, unsigned cls, uint32_t id)
 {
-    line l;
+    ss_line l;
     start(&l, pool);
-    put(&l, "corrupt free list of class ");
-    put_dec(&l, cls);
-    put(&l, " (");
-    put_dec(&l, ss_class_size(cls));
-    put(&l, " bytes) at block id ");
-    put_hex(&l, id);
-    put(&l, ": list abandoned");
-    emit(&l);
+    sigsafe__line_put(&l, "corrupt free list of class ");
+    sigsafe__line_num(&l, cls, 10);
+    sigsafe__line_put(&l, " (");
+    sigsafe__line_num(&l, ss_class_size(cls), 10);
+    sigsafe__line_put(&l, " bytes) at block id ");
+    sigsafe__line_num(&l, id, 16);
+    sigsafe__line_put(&l, ": list abandoned");
+    sigsafe__line_emit(&l);
 }

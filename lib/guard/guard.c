@@ -33,52 +33,26 @@ static const char *kind_name(ss_fault_kind k)
     }
 }
 
-typedef struct line {
-    char buf[256];
-    size_t n;
-} line;
-
-static void put(line *l, const char *s)
-{
-    while (*s && l->n < sizeof l->buf - 1)
-        l->buf[l->n++] = *s++;
-}
-
-static void put_num(line *l, uint64_t v, unsigned base)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v);
-    while (n && l->n < sizeof l->buf - 1)
-        l->buf[l->n++] = tmp[--n];
-}
-
 static void report(uintptr_t addr, const ss_fault *f)
 {
-    line l = {.n = 0};
-    put(&l, "sigsafe: guard: pool=\"");
-    put(&l, f->pool->name[0] ? f->pool->name : "(unnamed)");
-    put(&l, "\" kind=");
-    put(&l, kind_name(f->kind));
-    put(&l, " fault=0x");
-    put_num(&l, addr, 16);
-    put(&l, " block=0x");
-    put_num(&l, f->block, 16);
-    put(&l, " size=");
-    put_num(&l, f->size, 10);
-    put(&l, " offset=");
+    ss_line l = {.n = 0};
+    sigsafe__line_put(&l, "sigsafe: guard: pool=\"");
+    sigsafe__line_put(&l, f->pool->name[0] ? f->pool->name : "(unnamed)");
+    sigsafe__line_put(&l, "\" kind=");
+    sigsafe__line_put(&l, kind_name(f->kind));
+    sigsafe__line_put(&l, " fault=");
+    sigsafe__line_num(&l, addr, 16);
+    sigsafe__line_put(&l, " block=");
+    sigsafe__line_num(&l, f->block, 16);
+    sigsafe__line_put(&l, " size=");
+    sigsafe__line_num(&l, f->size, 10);
+    sigsafe__line_put(&l, " offset=");
     if (f->offset < 0)
-        put(&l, "-");
-    put_num(&l, f->offset < 0 ? (uint64_t)-f->offset : (uint64_t)f->offset,
-            10);
-    l.buf[l.n++] = '\n';
-    /* relaxed: the fd is a setting; any recent value will do. */
-    int fd = ss_load_relaxed(&sigsafe__report_fd);
-    if (fd >= 0)
-        (void)sigsafe__sys_write(fd, l.buf, l.n);
+        sigsafe__line_put(&l, "-");
+    sigsafe__line_num(&l, f->offset < 0 ? (uint64_t) - f->offset
+                                        : (uint64_t)f->offset,
+                      10);
+    sigsafe__line_emit(&l);
 }
 
 /*
