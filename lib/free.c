@@ -74,10 +74,8 @@ static SS_NOINLINE int reject(sigsafe_pool *pool, const void *p,
     return -1;
 }
 
-int sigsafe__free_in(const void *p, sigsafe_pool **owner)
+int sigsafe__free_at(ss_where w, const void *p)
 {
-    ss_where w = sigsafe__locate(p);
-    *owner = w.pool;
     if (SS_UNLIKELY(!w.ok))
         return reject(w.pool, p, w.pool ? "not the start of a block"
                                         : "not from any pool");
@@ -100,5 +98,5 @@ void sigsafe_free(void *ptr)
             (void)reject(pool, ptr, why);
         return;
     }
-    (void)sigsafe__free_in(ptr, &pool);
+    (void)sigsafe__free_at(sigsafe__locate(ptr), ptr);
 }

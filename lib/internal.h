@@ -315,7 +315,8 @@ typedef struct ss_fault {
 SS_HIDDEN int sigsafe__classify_fault(uintptr_t addr, ss_fault *f);
 
 /* free.c */
-SS_HIDDEN int sigsafe__free_in(const void *p, sigsafe_pool **owner);
+/* Free the block located at p (w from sigsafe__locate), or reject p. */
+SS_HIDDEN int sigsafe__free_at(ss_where w, const void *p);
 
 /* context.c */
 SS_HIDDEN sigsafe_pool *sigsafe__default_pool(void);

@@ -12,25 +12,24 @@ static void *realloc_in(sigsafe_pool *fallback, void *ptr, size_t size)
 {
     if (!ptr)
         return sigsafe_pool_alloc(fallback, size);
-    sigsafe_pool *owner;
-    if (size == 0) {
-        (void)sigsafe__free_in(ptr, &owner);
+    /* One lookup serves the checks, the copy and the free. */
+    ss_where w = sigsafe__locate(ptr);
+    /* relaxed: a snapshot; the free below decides by its own exchange. */
+    if (size == 0 || !w.ok ||
+        ss_load_relaxed(ss_state(w.pool, w.id)) != SS_LIVE) {
+        /* realloc(p, 0) frees p; a pointer that is not a live block is
+         * rejected exactly as free() would reject it. */
+        (void)sigsafe__free_at(w, ptr);
         return NULL;
     }
-    size_t have = sigsafe_usable_size(ptr);
-    if (!have) {
-        /* Not a live block: reject it exactly as free() would. */
-        (void)sigsafe__free_in(ptr, &owner);
-        return NULL;
-    }
+    size_t have = w.pool->spans[w.id >> SS_ID_SHIFT].block_size;
     if (size <= have)
         return ptr;
-    owner = sigsafe_pool_of(ptr);
-    void *q = sigsafe_pool_alloc(owner, size);
+    void *q = sigsafe_pool_alloc(w.pool, size);
     if (!q)
         return NULL;
     memcpy(q, ptr, have);
-    (void)sigsafe__free_in(ptr, &owner);
+    (void)sigsafe__free_at(w, ptr);
     return q;
 }
 
