@@ -31,14 +31,8 @@ typedef _Atomic(void *) ss_aptr;
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define ss_sub_relaxed(p, v) \
     atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
-#define ss_or_relaxed(p, v) \
-    atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
-#define ss_and_relaxed(p, v) \
-    atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
 #define ss_xchg_relaxed(p, v) \
     atomic_exchange_explicit((p), (v), memory_order_relaxed)
-#define ss_xchg_acq_rel(p, v) \
-    atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 /* On failure the expected value is reloaded with the second order. */
 #define ss_cas_weak_acquire(p, e, d)                                        \
     atomic_compare_exchange_weak_explicit((p), (e), (d),                   \

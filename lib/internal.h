@@ -35,7 +35,6 @@
 #define SS_PAGE 4096u
 #define SS_SPAN_SHIFT 16                           /* 64 KiB spans ... */
 #define SS_SPAN_SHIFT_MAX 18                       /* ... up to 256 KiB */
-#define SS_SPAN (1u << SS_SPAN_SHIFT)
 #define SS_ID_SHIFT 12                             /* blocks per span < 4096 */
 #define SS_ID_MASK ((1u << SS_ID_SHIFT) - 1)
 #define SS_MAX_HEADERS (1u << 20)                  /* 32-bit ids */
@@ -45,7 +44,6 @@
 
 #define SS_NSMALL 36u          /* classes 16 .. 16384 */
 #define SS_NCLASSES 120u       /* up to 2^35 bytes */
-#define SS_SMALL_MAX 16384u
 #define SS_PAGE_CLASS 27u      /* the 4096-byte class: GUARD_EACH's smallest */
 #define SS_MAX_SLOTS 4096u     /* per large class */
 #define SS_MPROTECT_GUARDS 7000u /* guard pages per pool with mprotect */
