@@ -43,42 +43,41 @@ static SS_NOINLINE void *settle(sigsafe_pool *pool, uint32_t id,
         return ss_block_addr(pool, id);
     }
     /* relaxed: the block is ours until the push, which publishes. */
-    ss_store_relaxed(ss_state(pool, id), SS_FREE);
+    ss_store_relaxed(ss_state(pool, id), ss_st_free(s->cls));
     ss_push_chain(pool, s->cls, id, id);
     ss_budget_give(pool, charged);
     ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
     return NULL;
 }
 
-/* The thread's cache: a block, or SS_NIL to take the shared path. */
-SS_INLINE uint32_t alloc_cached(sigsafe_pool *pool, unsigned cls)
+/* The thread's cache: a block, or NULL to take the shared path. */
+SS_INLINE void *alloc_cached(sigsafe_pool *pool, unsigned cls)
 {
 #if SS_TC_ENABLED
     ss_tls *t = &sigsafe__tls;
     if (SS_UNLIKELY(!ss_tc_enter(t)))
-        return SS_NIL; /* a handler that interrupted the cache */
-    uint32_t id = SS_NIL;
+        return NULL; /* a handler that interrupted the cache */
+    void *p = NULL;
     ss_tcache *tc = ss_tc_get(pool, t);
     if (SS_LIKELY(tc != NULL)) {
-        uint32_t n = ss_load_relaxed(&tc->n[cls]); /* relaxed: owner only */
+        ss_tc_bin *bin = &tc->bins[cls];
+        uint32_t g, n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
         if (SS_LIKELY(n)) {
-            id = tc->ids[cls][n - 1];
-            ss_store_relaxed(&tc->n[cls], n - 1); /* relaxed: owner only */
-            /* relaxed: a cached block is this thread's alone (and a span
-             * block, so its state is in the states table). */
-            ss_store_relaxed(&pool->states[id], SS_LIVE);
+            g = ss_bin_pop(bin, n);
+            /* relaxed: a cached block is this thread's alone. */
+            ss_store_relaxed(&pool->states[ss_state_index(g)], ss_st_live(cls));
         } else {
-            id = sigsafe__tc_refill(pool, tc, cls);
+            g = sigsafe__tc_refill(pool, tc, cls);
         }
-        if (id != SS_NIL)
-            ss_tc_count(&tc->allocs);
+        if (g != SS_NIL)
+            p = (void *)(pool->small_base + ((uintptr_t)g << SS_GRAIN_SHIFT));
     }
     ss_tc_leave(t);
-    return id;
+    return p;
 #else
     (void)pool;
     (void)cls;
-    return SS_NIL;
+    return NULL;
 #endif
 }
 
@@ -99,9 +98,11 @@ static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
         if (SS_LIKELY(id != SS_NIL)) {
             /* relaxed: the state's own modification order is all the
              * double-free check needs; the block was handed over by the
-             * acquire in ss_pop(). */
-            if (SS_LIKELY(ss_xchg_relaxed(ss_state(pool, id), SS_LIVE) ==
-                          SS_FREE)) {
+             * acquire in ss_pop().  A CAS, not an exchange: a corrupt list
+             * may name a live block, whose state must stay as it is. */
+            uint8_t expect = ss_st_free(cls);
+            if (SS_LIKELY(ss_cas_strong_relaxed(ss_state(pool, id), &expect,
+                                                ss_st_live(cls)))) {
                 count_alloc(pool, now);
                 return ss_block_addr(pool, id);
             }
@@ -126,14 +127,15 @@ static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
 SS_INLINE void *alloc_class(sigsafe_pool *pool, unsigned cls)
 {
     if (SS_LIKELY(cls < pool->tc_classes)) {
-        uint32_t id = alloc_cached(pool, cls);
-        if (SS_LIKELY(id != SS_NIL))
-            return ss_block_addr(pool, id);
+        void *p = alloc_cached(pool, cls);
+        if (SS_LIKELY(p != NULL))
+            return p;
     }
     return alloc_shared(pool, cls);
 }
 
-void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
+/* Everything but a hit in the thread cache of the pool bound last. */
+static SS_NOINLINE void *pool_alloc_slow(sigsafe_pool *pool, size_t size)
 {
     if (SS_UNLIKELY(!sigsafe__pool_valid(pool)))
         return NULL;
@@ -145,6 +147,46 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
     if (p)
         SS_ANNOTATE_ALLOC(pool, p, size);
     return p;
+}
+
+/*
+ * The fast path: a request of up to 1 KiB from the pool this thread used
+ * last, served from its cache.  About twenty instructions, no atomic
+ * read-modify-write, no pool header read (the binding in TLS has what it
+ * needs).  A signal landing anywhere in it finds busy set and takes the
+ * shared path, or lands before it and finds the cache as it was.
+ */
+void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
+{
+#if SS_TC_ENABLED
+    ss_tls *t = &sigsafe__tls;
+    if (SS_LIKELY(size <= SS_TC_MAX_SIZE) && SS_LIKELY(ss_tc_enter(t))) {
+        /* Read with busy set: a handler may rebind only while it is clear. */
+        const ss_tls_bind *b = &t->bind[0];
+        ss_tcache *tc = b->tc;
+        if (SS_LIKELY(b->pool == pool) && SS_LIKELY(tc != NULL) &&
+            SS_LIKELY(ss_bind_current(b))) {
+            unsigned cls = sigsafe__tc_class[(size + 15) >> 4];
+            ss_tc_bin *bin = &tc->bins[cls];
+            /* relaxed: the record is this thread's alone (busy is set). */
+            uint32_t n = ss_load_relaxed(&bin->n);
+            if (SS_LIKELY(n)) {
+                uint32_t g = ss_bin_pop(bin, n);
+                /* relaxed: a cached block is this thread's alone.  Not
+                 * counted: see ss_tcache. */
+                ss_store_relaxed(&b->states[ss_state_index(g)],
+                                 ss_st_live(cls));
+                void *p = (void *)(b->small_base +
+                                   ((uintptr_t)g << SS_GRAIN_SHIFT));
+                ss_tc_leave(t);
+                SS_ANNOTATE_ALLOC(pool, p, size);
+                return p;
+            }
+        }
+        ss_tc_leave(t);
+    }
+#endif
+    return pool_alloc_slow(pool, size);
 }
 
 void *sigsafe_alloc(size_t size)

@@ -46,6 +46,10 @@ typedef _Atomic(void *) ss_aptr;
     atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
                                           memory_order_relaxed,            \
                                           memory_order_relaxed)
+#define ss_cas_strong_relaxed(p, e, d)                                      \
+    atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+                                            memory_order_relaxed,          \
+                                            memory_order_relaxed)
 #define ss_cas_strong_acq_rel(p, e, d)                                      \
     atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
                                             memory_order_acq_rel,          \

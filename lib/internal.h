@@ -39,8 +39,7 @@
 #define SS_ID_MASK ((1u << SS_ID_SHIFT) - 1)
 #define SS_MAX_HEADERS (1u << 20)                  /* 32-bit ids */
 #define SS_NIL 0xffffffffu                         /* empty list / end */
-#define SS_FREE 0                                  /* block states */
-#define SS_LIVE 1
+#define SS_GRAIN_SHIFT 4                           /* a state byte per 16 B */
 
 #define SS_NSMALL 36u          /* classes 16 .. 16384 */
 #define SS_NCLASSES 120u       /* up to 2^35 bytes */
@@ -74,22 +73,35 @@ typedef struct ss_span {
     uint32_t nblocks;
     uint32_t cls;
     ss_a32 link1;         /* large slots: the free-list link */
-    ss_a8 state1;         /* large slots: SS_FREE or SS_LIVE */
+    ss_a8 state1;         /* large slots: the block's state byte */
     uint8_t pad[23];
 } ss_span;
 _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 
 /* A thread's cache record (see tcache.h). */
 #define SS_TC_CLASSES 20u  /* classes up to 1024 bytes are cached */
-#define SS_TC_CAP 16u      /* blocks per class, at most */
+#define SS_TC_CAP 15u      /* blocks per class, at most (a bin is 64 B) */
+#define SS_TC_MAX_SIZE 1024u /* the largest cached request */
 #define SS_TC_RECORDS 64u  /* records per pool */
 #define SS_TC_MIN_POOL ((size_t)1 << 20) /* smaller pools are not cached */
+typedef struct ss_tc_bin {
+    ss_a32 n;            /* blocks held */
+    /* (addr - small_base) >> 4 of each: g[0] the newest (the next one
+     * out), g[1 .. n-1] the others, oldest first.  See tcache.h. */
+    uint32_t g[SS_TC_CAP];
+} ss_tc_bin;
+_Static_assert(sizeof(ss_tc_bin) == 64, "one bin per cache line");
+
+/* The counts are written by the owner only.  An allocation served by a
+ * bin is not counted: it is what the others leave unexplained, filled +
+ * frees - drained - (blocks held), summed by sigsafe_pool_stats(). */
 typedef struct ss_tcache {
     _Alignas(64) ss_aptr key; /* owner's TLS block; NULL = unclaimed */
-    ss_a64 allocs;            /* calls served through this record */
-    ss_a64 frees;
-    ss_a32 n[SS_TC_CLASSES];  /* blocks cached per class */
-    uint32_t ids[SS_TC_CLASSES][SS_TC_CAP];
+    ss_a64 frees;             /* blocks freed into the bins */
+    ss_a64 allocs;            /* blocks refills handed out directly */
+    ss_a64 filled;            /* blocks refills put into the bins */
+    ss_a64 drained;           /* blocks flushes took out of them */
+    _Alignas(64) ss_tc_bin bins[SS_TC_CLASSES];
 } ss_tcache;
 
 /* A free-list head alone on its cache line. */
@@ -139,9 +151,8 @@ struct sigsafe_pool {
     ss_span *spans;           /* nheaders */
     ss_tcache *tcaches;       /* SS_TC_RECORDS thread records */
     unsigned tc_classes;      /* classes below this are cached; 0 = none */
-    uint8_t tc_cap[SS_TC_CLASSES];
     ss_a32 *links;            /* small ids: next id in the free list */
-    ss_a8 *states;            /* small ids: SS_FREE or SS_LIVE */
+    ss_a8 *states;            /* small area: a state byte per 16 bytes */
     uintptr_t large_base;     /* first large area */
     ss_large large[SS_NCLASSES];
     ss_a32 small_frontier;    /* spans carved so far */
@@ -169,6 +180,40 @@ SS_INLINE size_t ss_class_size(unsigned cls)
         return (size_t)(cls + 1) << 4;
     unsigned k = 7u + (cls - 8u) / 4u;
     return ((size_t)1 << k) + ((size_t)((cls - 8u) % 4u + 1) << (k - 2));
+}
+
+/*
+ * ---- block states.  One byte per block, out of band: for span blocks in
+ * `states`, indexed by the block's address in 16-byte grains from
+ * small_base (so a pointer finds its state by arithmetic alone); for slots
+ * in the slot's header.  0 means that no block starts there (never carved,
+ * or inside a block); a block start holds its class and whether it is
+ * live.  Spans keep their class for the pool's life, so a block start's
+ * byte is never 0 again once carved.
+ */
+SS_INLINE uint8_t ss_st_free(unsigned cls)
+{
+    return (uint8_t)((cls + 1u) << 1);
+}
+
+SS_INLINE uint8_t ss_st_live(unsigned cls)
+{
+    return (uint8_t)(((cls + 1u) << 1) | 1u);
+}
+
+SS_INLINE int ss_st_is_live(uint8_t v)
+{
+    return v & 1u;
+}
+
+SS_INLINE int ss_st_is_free(uint8_t v)
+{
+    return v != 0 && !(v & 1u);
+}
+
+SS_INLINE unsigned ss_st_cls(uint8_t v)
+{
+    return (v >> 1) - 1u;
 }
 
 /* ---- the budget: one CAS, never overshoot-then-undo, so a failing caller
@@ -208,16 +253,56 @@ SS_INLINE ss_a32 *ss_link(sigsafe_pool *pool, uint32_t id)
                                     : &pool->spans[id >> SS_ID_SHIFT].link1;
 }
 
-SS_INLINE ss_a8 *ss_state(sigsafe_pool *pool, uint32_t id)
-{
-    return ss_is_small_id(pool, id) ? &pool->states[id]
-                                    : &pool->spans[id >> SS_ID_SHIFT].state1;
-}
-
 SS_INLINE void *ss_block_addr(const sigsafe_pool *pool, uint32_t id)
 {
     const ss_span *s = &pool->spans[id >> SS_ID_SHIFT];
     return (void *)(s->start + (id & SS_ID_MASK) * s->block_size);
+}
+
+/*
+ * The index in `states` of the block that starts g grains into the small
+ * area.  Within each run of 4096 grains the index is scrambled (times an
+ * odd number, modulo 4096): blocks next to each other, which refills hand
+ * to different threads, get state bytes on different cache lines, so that
+ * threads working on neighbouring blocks do not share a line they write.
+ */
+SS_INLINE size_t ss_state_index(uint32_t g)
+{
+    return (g & ~(uint32_t)4095) | ((g * 745u) & 4095u);
+}
+
+/* The state byte of the span block at address a. */
+SS_INLINE ss_a8 *ss_state_at(sigsafe_pool *pool, uintptr_t a)
+{
+    return &pool->states[ss_state_index(
+        (uint32_t)((a - pool->small_base) >> SS_GRAIN_SHIFT))];
+}
+
+/* The id of the span block that starts `g` grains into the small area (a
+ * block a thread cache holds, so its span is carved). */
+SS_INLINE uint32_t ss_grain_id(const sigsafe_pool *pool, uint32_t g)
+{
+    uint32_t h = g >> (pool->span_shift - SS_GRAIN_SHIFT);
+    const ss_span *s = &pool->spans[h];
+    uintptr_t off = pool->small_base + ((uintptr_t)g << SS_GRAIN_SHIFT) -
+                    s->start;
+    /* exact: see ss_locate_span(); recip is 0 for one-block spans. */
+    return ss_id(h, (uint32_t)(((uint64_t)off * s->recip) >> 32));
+}
+
+/* Stands in for the state of an id that names no carved block (a corrupt
+ * list): it never reads as free, so such an id is never handed out. */
+SS_HIDDEN extern ss_a8 sigsafe__state_void;
+
+/* The state byte of block `id` (id below pool->id_limit). */
+SS_INLINE ss_a8 *ss_state(sigsafe_pool *pool, uint32_t id)
+{
+    ss_span *s = &pool->spans[id >> SS_ID_SHIFT];
+    if (SS_UNLIKELY((id & SS_ID_MASK) >= s->nblocks))
+        return &sigsafe__state_void;
+    if (!ss_is_small_id(pool, id))
+        return &s->state1;
+    return ss_state_at(pool, (uintptr_t)ss_block_addr(pool, id));
 }
 
 /* ---- AS-safe internals */
@@ -243,6 +328,9 @@ typedef struct ss_where {
 } ss_where;
 SS_HIDDEN extern ss_aptr sigsafe__registry[SS_MAX_POOLS];
 SS_HIDDEN extern ss_a32 sigsafe__registry_top;
+/* Bumped by every pool destroy: thread caches' bindings made before it are
+ * stale (see tcache.h). */
+SS_HIDDEN extern ss_a64 sigsafe__pool_gen;
 
 /* The pool whose reservation holds p, or NULL. */
 SS_INLINE sigsafe_pool *sigsafe__registry_find(uintptr_t p)

@@ -18,6 +18,7 @@
  */
 ss_aptr sigsafe__registry[SS_MAX_POOLS];
 ss_a32 sigsafe__registry_top; /* slots at or above this were never used */
+ss_a64 sigsafe__pool_gen;
 
 int sigsafe__registry_add(sigsafe_pool *pool)
 {
@@ -108,7 +109,7 @@ ss_where sigsafe__locate(const void *p)
 static int is_live(sigsafe_pool *pool, uint32_t id)
 {
     /* relaxed: a snapshot; racing frees decide by their own exchange. */
-    return ss_load_relaxed(ss_state(pool, id)) == SS_LIVE;
+    return ss_st_is_live(ss_load_relaxed(ss_state(pool, id)));
 }
 
 size_t sigsafe_usable_size(const void *ptr)
@@ -205,7 +206,7 @@ int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
         /* Inside a block's own pages: only a quarantined block faults. */
         /* relaxed: a snapshot for a report */
         if (!carved(pool, h) ||
-            ss_load_relaxed(ss_state(pool, ss_id(h, 0))) == SS_LIVE)
+            ss_st_is_live(ss_load_relaxed(ss_state(pool, ss_id(h, 0)))))
             return 0;
         f->kind = SS_FAULT_USE_AFTER_FREE;
         fault_block(pool, h, 0, addr, f);

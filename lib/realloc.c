@@ -16,7 +16,7 @@ static void *realloc_in(sigsafe_pool *fallback, void *ptr, size_t size)
     ss_where w = sigsafe__locate(ptr);
     /* relaxed: a snapshot; the free below decides by its own exchange. */
     if (size == 0 || !w.ok ||
-        ss_load_relaxed(ss_state(w.pool, w.id)) != SS_LIVE) {
+        !ss_st_is_live(ss_load_relaxed(ss_state(w.pool, w.id)))) {
         /* realloc(p, 0) frees p; a pointer that is not a live block is
          * rejected exactly as free() would reject it. */
         (void)sigsafe__free_at(w, ptr);

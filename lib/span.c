@@ -54,11 +54,16 @@ static uint32_t frontier_take(ss_a32 *frontier, uint32_t limit)
     return f;
 }
 
-/* Mark a just-taken block live; 0 if it already was (corrupt list). */
-static int mark_live(sigsafe_pool *pool, uint32_t id)
+ss_a8 sigsafe__state_void;
+
+/* Mark a block just popped off class cls's list live; 0 if it was not a
+ * free block of that class (a corrupt list), whose state is left alone. */
+static int mark_live(sigsafe_pool *pool, uint32_t id, unsigned cls)
 {
+    uint8_t expect = ss_st_free(cls);
     /* relaxed: the state's modification order is all the check needs. */
-    return ss_xchg_relaxed(ss_state(pool, id), SS_LIVE) == SS_FREE;
+    return ss_cas_strong_relaxed(ss_state(pool, id), &expect,
+                                 ss_st_live(cls));
 }
 
 /* Carve a new span for small class `cls`: keep block 0, push the rest
@@ -76,9 +81,13 @@ static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
     uintptr_t start = pool->small_base + ((uintptr_t)h << pool->span_shift) +
                       (pool->span_usable - (uintptr_t)n * bs);
     header_publish(pool, h, start, bs, n, cls);
-    /* relaxed: the links are published by the release CAS of the push. */
+    /* relaxed: the links and states are published by the release CAS of
+     * the push (block 0, when kept, is ours alone). */
     for (uint32_t i = 0; i + 1 < n; i++)
         ss_store_relaxed(&pool->links[ss_id(h, i)], ss_id(h, i + 1));
+    for (uint32_t i = 0; i < n; i++)
+        ss_store_relaxed(ss_state_at(pool, start + (uintptr_t)i * bs),
+                         i == 0 && keep ? ss_st_live(cls) : ss_st_free(cls));
     if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
         ss_add_relaxed(&pool->mapped, (size_t)n * bs + sizeof(ss_span) +
                                           (size_t)n * sizeof(uint32_t));
@@ -86,7 +95,6 @@ static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
         ss_push_chain(pool, cls, ss_id(h, 0), ss_id(h, n - 1));
         return SS_NIL;
     }
-    mark_live(pool, ss_id(h, 0)); /* fresh: cannot already be live */
     if (n > 1)
         ss_push_chain(pool, cls, ss_id(h, 1), ss_id(h, n - 1));
     return ss_id(h, 0);
@@ -109,7 +117,8 @@ static uint32_t carve_slot(sigsafe_pool *pool, unsigned cls, size_t bs)
                    cls);
     if (!(pool->flags & SIGSAFE_POOL_PREFAULT) || slot) /* relaxed: a count */
         ss_add_relaxed(&pool->mapped, bs + sizeof(ss_span));
-    mark_live(pool, ss_id(h, 0)); /* fresh: cannot already be live */
+    /* relaxed: fresh, ours alone until handed out. */
+    ss_store_relaxed(&pool->spans[h].state1, ss_st_live(cls));
     return ss_id(h, 0);
 }
 
@@ -121,13 +130,13 @@ static uint32_t reuse_slot(sigsafe_pool *pool, unsigned cls)
         uint32_t id = ss_pop(pool, cls, &bad);
         if (id == SS_NIL && !bad)
             return SS_NIL;
-        if (id != SS_NIL && mark_live(pool, id)) {
+        if (id != SS_NIL && mark_live(pool, id, cls)) {
             if (SS_LIKELY(!(pool->flags & SIGSAFE_POOL_GUARD_EACH)) ||
                 sigsafe__unquarantine(pool, &pool->spans[id >> SS_ID_SHIFT]))
                 return id;
             /* No VMA left to lift the quarantine: put it back, fail. */
             /* relaxed: the block is ours until the push, which publishes. */
-            ss_store_relaxed(ss_state(pool, id), SS_FREE);
+            ss_store_relaxed(ss_state(pool, id), ss_st_free(cls));
             ss_push_chain(pool, cls, id, id);
             return SS_NIL;
         }
@@ -180,7 +189,7 @@ uint32_t sigsafe__alloc_slow(sigsafe_pool *pool, unsigned cls)
     for (unsigned c = cls; c < pool->span_classes; c++) {
         int bad = 0;
         id = ss_pop(pool, c, &bad);
-        if (id != SS_NIL && mark_live(pool, id))
+        if (id != SS_NIL && mark_live(pool, id, c))
             return id;
         if (id != SS_NIL || bad)
             sigsafe__list_corrupt(pool, c, id);
@@ -346,7 +355,8 @@ static int plan(layout *l, size_t capacity, int guard_each)
     l->off_spans = PAGE_UP(sizeof(sigsafe_pool));
     l->off_links = l->off_spans + PAGE_UP(nh * sizeof(ss_span));
     l->off_states = l->off_links + PAGE_UP(nsmall * 4u << SS_ID_SHIFT);
-    l->off_tc = l->off_states + PAGE_UP(nsmall << SS_ID_SHIFT);
+    l->off_tc = l->off_states +
+                PAGE_UP(nsmall << (l->span_shift - SS_GRAIN_SHIFT));
     l->meta = l->off_tc + PAGE_UP(SS_TC_RECORDS * sizeof(ss_tcache));
     /* meta, at least one guard page, alignment slack, spans, slots */
     size_t span = (size_t)1 << l->span_shift;
@@ -453,15 +463,8 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->tcaches = (ss_tcache *)(base + l.off_tc);
     /* Thread caches for the classes up to 1 KiB, in pools big enough that
      * what they hold (about 40 KiB a thread at most) is small change. */
-    if (!(cfg->flags & SIGSAFE_POOL_GUARD_EACH) && l.capacity >= SS_TC_MIN_POOL) {
+    if (!(cfg->flags & SIGSAFE_POOL_GUARD_EACH) && l.capacity >= SS_TC_MIN_POOL)
         pool->tc_classes = SS_TC_CLASSES;
-        for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
-            size_t cap = 2048 / ss_class_size(c);
-            pool->tc_cap[c] = (uint8_t)(cap > SS_TC_CAP ? SS_TC_CAP
-                                        : cap < 2  ? 2
-                                                   : cap);
-        }
-    }
     uintptr_t span = (uintptr_t)1 << l.span_shift;
     pool->span_shift = l.span_shift;
     pool->span_usable = (uint32_t)(span - SS_PAGE);
@@ -518,6 +521,10 @@ unmap:
 void sigsafe__pool_unmap(sigsafe_pool *pool)
 {
     sigsafe__registry_remove(pool);
+    /* relaxed: thread caches' bindings to this pool are stale from now on;
+     * the caller's own synchronisation orders this before their next use
+     * (see ss_bind_current()). */
+    ss_add_relaxed(&sigsafe__pool_gen, 1);
     SS_ANNOTATE_POOL_DESTROY(pool); /* memory checkers: all blocks go */
     pool->magic = 0;
     sigsafe__sys_munmap(pool, pool->map_size);

@@ -28,10 +28,16 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
         ss_tcache *tc = &p->tcaches[r];
         if (!ss_load_relaxed(&tc->key))
             continue;
-        allocs += ss_load_relaxed(&tc->allocs);
-        frees += ss_load_relaxed(&tc->frees);
-        for (unsigned c = 0; c < p->tc_classes; c++)
-            cached += (uint64_t)ss_load_relaxed(&tc->n[c]) * ss_class_size(c);
+        uint64_t held = 0, f = ss_load_relaxed(&tc->frees);
+        for (unsigned c = 0; c < p->tc_classes; c++) {
+            uint32_t n = ss_load_relaxed(&tc->bins[c].n);
+            held += n;
+            cached += (uint64_t)n * ss_class_size(c);
+        }
+        /* the allocations the bins served: see ss_tcache */
+        allocs += ss_load_relaxed(&tc->allocs) + ss_load_relaxed(&tc->filled) +
+                  f - ss_load_relaxed(&tc->drained) - held;
+        frees += f;
     }
     uint64_t charged = ss_load_relaxed(&p->budget); /* relaxed: as above */
     out->bytes_in_use = (size_t)(charged > cached ? charged - cached : 0);

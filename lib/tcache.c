@@ -12,10 +12,43 @@
 _Thread_local ss_tls sigsafe__tls __attribute__((tls_model("initial-exec")));
 #endif
 
+/* ss_class_of(n) for n = 16 * i (the fast paths round a request up to a
+ * multiple of 16 first; classes up to 128 B are 16 B apart, above they
+ * are multiples of 16 too, so rounding never changes the class). */
+#define C4(a, b, c, d) a, b, c, d
+const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7,         /* 0, 16 .. 128 */
+    C4(8, 8, 9, 9), C4(10, 10, 11, 11),           /* .. 256 */
+    C4(12, 12, 12, 12), C4(13, 13, 13, 13),       /* .. 384 */
+    C4(14, 14, 14, 14), C4(15, 15, 15, 15),       /* .. 512 */
+    C4(16, 16, 16, 16), C4(16, 16, 16, 16),       /* .. 640 */
+    C4(17, 17, 17, 17), C4(17, 17, 17, 17),       /* .. 768 */
+    C4(18, 18, 18, 18), C4(18, 18, 18, 18),       /* .. 896 */
+    C4(19, 19, 19, 19), C4(19, 19, 19, 19),       /* .. 1024 */
+};
+#undef C4
+
+/* Blocks a cache keeps per class: 2 KiB, at least 2, at most SS_TC_CAP. */
+#define CAPS                                                               \
+    15, 15, 15, 15, 15, 15, 15, 15, /* 16 .. 128 */                        \
+    12, 10, 9, 8, 6, 5, 4, 4,       /* 160 .. 512 */                       \
+    3, 2, 2, 2                      /* 640 .. 1024 */
+const uint8_t sigsafe__tc_cap[SS_TC_CLASSES] = {CAPS};
+
+/* The same by state byte: the cap for a live block of a cached class
+ * (ss_st_live(c) = 2c + 3), 0 for every other byte.  A test checks both
+ * tables against ss_class_of() and sigsafe__tc_cap. */
+const uint8_t sigsafe__tc_cap_live[256] = {
+    [3] = 15, [5] = 15, [7] = 15, [9] = 15, [11] = 15, [13] = 15, [15] = 15,
+    [17] = 15, [19] = 12, [21] = 10, [23] = 9, [25] = 8, [27] = 6, [29] = 5,
+    [31] = 4, [33] = 4, [35] = 3, [37] = 2, [39] = 2, [41] = 2,
+};
+#undef CAPS
+
 ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
 {
     ss_tls_bind b = t->bind[1];
-    if (b.pool == pool && b.secret == pool->secret) {
+    if (b.pool == pool && ss_bind_current(&b)) {
         t->bind[1] = t->bind[0];
         t->bind[0] = b;
         return b.tc;
@@ -39,7 +72,15 @@ ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
             tc = r;
     }
     t->bind[1] = t->bind[0];
-    t->bind[0] = (ss_tls_bind){pool, pool->secret, tc};
+    /* relaxed: see ss_bind_current(). */
+    t->bind[0] = (ss_tls_bind){
+        .pool = pool,
+        .gen = ss_load_relaxed(&sigsafe__pool_gen),
+        .tc = tc,
+        .states = pool->states,
+        .small_base = pool->small_base,
+        .small_len = tc ? pool->small_end - pool->small_base : 0,
+    };
     return tc;
 }
 
@@ -106,7 +147,7 @@ static void flush_all(sigsafe_pool *pool, ss_tcache *tc)
 uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
 {
     size_t bs = ss_class_size(cls);
-    uint32_t want = pool->tc_cap[cls] / 2u;
+    uint32_t want = sigsafe__tc_cap[cls] / 2u;
     uint32_t k = charge(pool, bs, want);
     if (!k) {
         flush_all(pool, tc); /* give back what this thread holds, retry */
@@ -123,13 +164,15 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
         if (got < k && !sigsafe__carve_span(pool, cls))
             break;
     }
-    /* Keep the blocks that are free as they should be; a live one on a
-     * free list means the list is corrupt: drop it and abandon the list. */
+    /* Keep the blocks that are free blocks of this class, as they should
+     * be; anything else means the list is corrupt: drop the block and
+     * abandon the list.  Kept blocks are turned into grains. */
     uint32_t ok = 0;
     for (uint32_t i = 0; i < got; i++) {
         /* relaxed: the block is ours; its state orders nothing. */
-        if (ss_load_relaxed(ss_state(pool, ids[i])) == SS_FREE)
-            ids[ok++] = ids[i];
+        if (ss_load_relaxed(ss_state(pool, ids[i])) == ss_st_free(cls))
+            ids[ok++] = (uint32_t)(((uintptr_t)ss_block_addr(pool, ids[i]) -
+                                    pool->small_base) >> SS_GRAIN_SHIFT);
         else
             sigsafe__list_corrupt(pool, cls, ids[i]);
     }
@@ -139,29 +182,43 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
         return SS_NIL;
     /* ids[0] goes to the caller, the rest into the cache (the cache is
      * empty: refills happen only then). */
-    uint32_t n = ss_load_relaxed(&tc->n[cls]); /* relaxed: owner only */
+    ss_tc_bin *bin = &tc->bins[cls];
+    uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
     for (uint32_t i = 1; i < ok; i++)
-        tc->ids[cls][n++] = ids[i];
-    ss_store_relaxed(&tc->n[cls], n); /* relaxed: owner only */
+        ss_bin_push(bin, n++, ids[i]);
+    /* relaxed: owner-only counts (see ss_tcache) */
+    ss_store_relaxed(&tc->filled, ss_load_relaxed(&tc->filled) + (ok - 1));
+    ss_tc_count(&tc->allocs);
     /* relaxed: ours alone until handed out. */
-    ss_store_relaxed(ss_state(pool, ids[0]), SS_LIVE);
+    ss_store_relaxed(&pool->states[ss_state_index(ids[0])], ss_st_live(cls));
     return ids[0];
 }
 
 void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc, unsigned cls,
                        uint32_t keep)
 {
-    uint32_t n = ss_load_relaxed(&tc->n[cls]); /* relaxed: owner only */
+    ss_tc_bin *bin = &tc->bins[cls];
+    uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
     if (n <= keep)
         return;
-    uint32_t m = n - keep, *ids = tc->ids[cls];
-    /* The oldest blocks go back; the most recently freed stay warm. */
-    for (uint32_t i = 0; i + 1 < m; i++)
+    /* The blocks oldest first: g[1 .. n-1], then g[0]. */
+    uint32_t m = n - keep, seq[SS_TC_CAP];
+    for (uint32_t i = 1; i < n; i++)
+        seq[i - 1] = bin->g[i];
+    seq[n - 1] = bin->g[0];
+    /* The oldest go back; the most recently freed stay warm. */
+    uint32_t first = ss_grain_id(pool, seq[0]), prev = first;
+    for (uint32_t i = 1; i < m; i++) {
+        uint32_t id = ss_grain_id(pool, seq[i]);
         /* relaxed: published by the release CAS of the push. */
-        ss_store_relaxed(ss_link(pool, ids[i]), ids[i + 1]);
-    ss_push_chain(pool, cls, ids[0], ids[m - 1]);
+        ss_store_relaxed(ss_link(pool, prev), id);
+        prev = id;
+    }
+    ss_push_chain(pool, cls, first, prev);
     for (uint32_t i = 0; i < keep; i++)
-        ids[i] = ids[m + i];
-    ss_store_relaxed(&tc->n[cls], keep); /* relaxed: owner only */
+        ss_bin_push(bin, i, seq[m + i]);
+    ss_store_relaxed(&bin->n, keep); /* relaxed: owner only */
+    /* relaxed: an owner-only count (see ss_tcache) */
+    ss_store_relaxed(&tc->drained, ss_load_relaxed(&tc->drained) + m);
     ss_budget_give(pool, (size_t)m * ss_class_size(cls));
 }

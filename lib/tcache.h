@@ -4,9 +4,11 @@
  *
  * Each thread that uses a pool owns one record of that pool's cache table
  * (in the pool's metadata, so statistics can read every record): per small
- * class up to SS_TC_CAP free block ids, and the thread's alloc/free counts.
- * A thread finds its record through initial-exec TLS, which also holds the
- * thread's `busy` byte.
+ * class up to SS_TC_CAP free blocks, each kept as its offset from the small
+ * area in 16-byte grains (which is also its state byte's index), and the
+ * thread's alloc/free counts.  A thread finds its record through
+ * initial-exec TLS, which also holds the thread's `busy` byte and a copy of
+ * the few pool fields the fast paths need (see ss_tls_bind).
  *
  * Reentrancy.  An operation on the cache sets busy, works on the record
  * with plain loads and stores, and clears busy; signal fences keep the
@@ -15,7 +17,9 @@
  * never touches the record; one that finds it clear may use the record
  * itself, because the interrupted code has not read anything from it yet
  * (or has finished with it), and the handler restores busy before it
- * returns.  Nothing ever waits for busy to clear.
+ * returns.  Nothing ever waits for busy to clear.  The bindings in TLS
+ * are read only with busy set too: a handler that finds busy clear may
+ * rebind them, so reading them first could mix two pools' fields.
  *
  * Records are keyed by the address of the owning thread's TLS block.  A
  * thread that exits leaves its record (and the few free blocks in it)
@@ -41,10 +45,21 @@
 #define SS_TC_ENABLED 0
 #endif
 
+/*
+ * A binding of this thread to one pool's record, with what the fast paths
+ * need from the pool copied next to it (one cache line of TLS, no pool
+ * header reads).  Valid while `gen` equals sigsafe__pool_gen: a pool
+ * destroyed since may have been replaced by another at the same address.
+ * A bound pool always has a record here (tc != NULL); small_len is 0 in an
+ * empty binding, so no pointer matches it.
+ */
 typedef struct ss_tls_bind {
     sigsafe_pool *pool;
-    uint64_t secret;  /* the pool's: a new pool at the same address differs */
-    ss_tcache *tc;    /* NULL: no record; use the shared path */
+    uint64_t gen;
+    ss_tcache *tc;
+    ss_a8 *states;        /* pool->states */
+    uintptr_t small_base; /* pool->small_base */
+    uintptr_t small_len;  /* pool->small_end - small_base */
 } ss_tls_bind;
 
 typedef struct ss_tls {
@@ -63,12 +78,25 @@ SS_HIDDEN uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc,
                                       unsigned cls);
 SS_HIDDEN void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc,
                                  unsigned cls, uint32_t keep);
+/* Size class of a cached request (size <= SS_TC_MAX_SIZE), by table. */
+SS_HIDDEN extern const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1];
+
+/* Blocks a cache keeps per class, at most; the same by state byte. */
+SS_HIDDEN extern const uint8_t sigsafe__tc_cap[SS_TC_CLASSES];
+SS_HIDDEN extern const uint8_t sigsafe__tc_cap_live[256];
+
+/* 1 if binding b is current (not made before a pool was destroyed). */
+SS_INLINE int ss_bind_current(const ss_tls_bind *b)
+{
+    /* relaxed: a destroy that happens-before this call (as the API asks of
+     * destroys) is seen; one racing with it is the caller's bug. */
+    return b->gen == ss_load_relaxed(&sigsafe__pool_gen);
+}
 
 /* This thread's record for pool, or NULL.  Call with busy set. */
 SS_INLINE ss_tcache *ss_tc_get(sigsafe_pool *pool, ss_tls *t)
 {
-    if (SS_LIKELY(t->bind[0].pool == pool &&
-                  t->bind[0].secret == pool->secret))
+    if (SS_LIKELY(t->bind[0].pool == pool && ss_bind_current(&t->bind[0])))
         return t->bind[0].tc;
     return sigsafe__tc_bind(pool, t);
 }
@@ -90,6 +118,31 @@ SS_INLINE void ss_tc_leave(ss_tls *t)
     /* signal fence: every record access is done before busy clears. */
     ss_signal_fence_seq_cst();
     ss_store_relaxed(&t->busy, 0);
+}
+
+/*
+ * A bin's stack.  The next block out is kept in g[0], at an address known
+ * from the class alone, so an allocation's result does not wait for the
+ * load of n (W1-style reuse is one dependency chain through the bin).
+ * Pop: take g[0], move the newest of the rest into it.  Push: move g[0]
+ * to the end of the rest, put the block in g[0].  Both stay in bounds for
+ * n = 1 and n = 0 (they move g[0] onto itself).
+ */
+SS_INLINE uint32_t ss_bin_pop(ss_tc_bin *bin, uint32_t n)
+{
+    uint32_t g = bin->g[0];
+    bin->g[0] = bin->g[n - 1];
+    /* relaxed: owner only (busy is set); stats read it. */
+    ss_store_relaxed(&bin->n, n - 1);
+    return g;
+}
+
+SS_INLINE void ss_bin_push(ss_tc_bin *bin, uint32_t n, uint32_t g)
+{
+    bin->g[n] = bin->g[0];
+    bin->g[0] = g;
+    /* relaxed: as above. */
+    ss_store_relaxed(&bin->n, n + 1);
 }
 
 /* Count one operation in a record; only its owner writes it. */

@@ -15,6 +15,12 @@ sigsafe_add_check(nosyscall LABELS unit TIMEOUT 120)
 sigsafe_add_check(corrupt LABELS unit TIMEOUT 60)
 target_include_directories(check_corrupt PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 
+# sigsafe.tcache: the per-thread cache's tables and counts (white-box).
+sigsafe_add_check(tcache LABELS unit TIMEOUT 60 MPROTECT)
+target_include_directories(check_tcache PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+target_compile_definitions(check_tcache PRIVATE
+    $<$<NOT:$<BOOL:${SIGSAFE_CONTEXT_TLS}>>:SIGSAFE_CONTEXT_TLS=0>)
+
 # sigsafe.recover: guard faults recovered in the test's own process (the
 # watch's report path and GUARD_EACH reuse, which other suites reach only
 # in children that die).

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcache: the per-thread cache's tables and bookkeeping (white-box: it
+ * reads lib/internal.h and lib/tcache.h).  The fast paths find a request's
+ * class, a freed block's class and the cache's room by table lookups, and
+ * count the allocations they serve only by what the other counts leave
+ * unexplained; each of those shortcuts must agree with the slow path.
+ */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "tcache.h"
+
+static sigsafe_pool *make_pool(const char *name, size_t capacity)
+{
+    sigsafe_pool *pool = NULL;
+    sigsafe_pool_config cfg = {.name = name, .capacity = capacity};
+    ck_assert_int_eq(sigsafe_pool_create(&cfg, &pool), 0);
+    return pool;
+}
+
+/* The fast path's class table agrees with ss_class_of() for every size it
+ * serves. */
+START_TEST(class_table_matches)
+{
+    for (size_t n = 0; n <= SS_TC_MAX_SIZE; n++)
+        ck_assert_msg(sigsafe__tc_class[(n + 15) >> 4] == ss_class_of(n),
+                      "size %zu: table %u, ss_class_of %u", n,
+                      sigsafe__tc_class[(n + 15) >> 4], ss_class_of(n));
+    ck_assert_uint_eq(ss_class_of(SS_TC_MAX_SIZE), SS_TC_CLASSES - 1);
+}
+END_TEST
+
+/* Caps: 2 KiB a class, at least 2, at most SS_TC_CAP; the by-state table
+ * has them for live blocks of cached classes and 0 for every other byte. */
+START_TEST(cap_tables_match)
+{
+    for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+        size_t want = 2048 / ss_class_size(c);
+        want = want > SS_TC_CAP ? SS_TC_CAP : want < 2 ? 2 : want;
+        ck_assert_uint_eq(sigsafe__tc_cap[c], want);
+    }
+    for (unsigned v = 0; v < 256; v++) {
+        unsigned want = 0;
+        if (ss_st_is_live((uint8_t)v) && ss_st_cls((uint8_t)v) < SS_TC_CLASSES)
+            want = sigsafe__tc_cap[ss_st_cls((uint8_t)v)];
+        ck_assert_msg(sigsafe__tc_cap_live[v] == want,
+                      "state byte %u: cap %u, want %u", v,
+                      sigsafe__tc_cap_live[v], want);
+    }
+}
+END_TEST
+
+/* The state encoding round-trips every class, and 0 is neither free nor
+ * live. */
+START_TEST(state_encoding)
+{
+    ck_assert(!ss_st_is_free(0) && !ss_st_is_live(0));
+    for (unsigned c = 0; c < SS_NCLASSES; c++) {
+        ck_assert(ss_st_is_free(ss_st_free(c)) && !ss_st_is_live(ss_st_free(c)));
+        ck_assert(ss_st_is_live(ss_st_live(c)) && !ss_st_is_free(ss_st_live(c)));
+        ck_assert_uint_eq(ss_st_cls(ss_st_free(c)), c);
+        ck_assert_uint_eq(ss_st_cls(ss_st_live(c)), c);
+    }
+}
+END_TEST
+
+/* The scrambled state index is a bijection on each run of 4096 grains, and
+ * neighbouring blocks of every cached class land on different lines. */
+START_TEST(state_index_scramble)
+{
+    static unsigned char seen[3 * 4096];
+    for (uint32_t g = 0; g < 3 * 4096; g++) {
+        size_t i = ss_state_index(g);
+        ck_assert_uint_eq(i / 4096, g / 4096);
+        ck_assert_msg(!seen[i], "index %zu taken twice", i);
+        seen[i] = 1;
+    }
+    for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+        uint32_t step = (uint32_t)(ss_class_size(c) >> SS_GRAIN_SHIFT);
+        for (uint32_t k = 0; k + 1 < 4096 / step && k < 16; k++)
+            ck_assert_msg(ss_state_index(k * step) / 64 !=
+                              ss_state_index((k + 1) * step) / 64,
+                          "class %u: blocks %u and %u share a line", c, k,
+                          k + 1);
+    }
+}
+END_TEST
+
+/* A bin is a stack: blocks come out newest first, through every fill
+ * level, and pushes and pops interleave. */
+START_TEST(bin_is_lifo)
+{
+    ss_tc_bin bin;
+    memset(&bin, 0, sizeof bin);
+    uint32_t model[SS_TC_CAP], n = 0;
+    unsigned seed = 7;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int push = n == 0 || (n < SS_TC_CAP && (seed >> 16) % 2);
+        if (push) {
+            uint32_t g = seed & 0xffffff;
+            ss_bin_push(&bin, n, g);
+            model[n++] = g;
+        } else {
+            uint32_t g = ss_bin_pop(&bin, n);
+            ck_assert_uint_eq(g, model[--n]);
+        }
+        ck_assert_uint_eq(atomic_load(&bin.n), n);
+    }
+}
+END_TEST
+
+/* Mixed sizes with enough churn to refill and flush every cached class:
+ * allocs and frees are exact, and bytes_in_use is 0 once all is freed. */
+START_TEST(counts_exact_through_refill_and_flush)
+{
+    sigsafe_pool *pool = make_pool("tcache-counts", 8 * ST_MIB);
+    enum { LIVE = 400, ROUNDS = 20000 };
+    static void *live[LIVE];
+    uint64_t allocs = 0, frees = 0;
+    unsigned seed = 11;
+    for (int r = 0; r < ROUNDS; r++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)((seed >> 8) % LIVE);
+        if (live[i]) {
+            sigsafe_free(live[i]);
+            live[i] = NULL;
+            frees++;
+        } else {
+            size_t size = 1 + (seed >> 16) % 1100; /* some are not cached */
+            live[i] = sigsafe_pool_alloc(pool, size);
+            ck_assert_ptr_nonnull(live[i]);
+            memset(live[i], 0x5a, size);
+            allocs++;
+        }
+        if (r % 997 == 0) {
+            sigsafe_stats s = st_stats(pool);
+            ck_assert_uint_eq(s.allocs, allocs);
+            ck_assert_uint_eq(s.frees, frees);
+        }
+    }
+    for (int i = 0; i < LIVE; i++)
+        if (live[i]) {
+            sigsafe_free(live[i]);
+            frees++;
+        }
+    sigsafe_stats s = st_stats(pool);
+    ck_assert_uint_eq(s.allocs, allocs);
+    ck_assert_uint_eq(s.frees, frees);
+    ck_assert_uint_eq(s.bytes_in_use, 0);
+    ck_assert_uint_eq(s.rejected_frees, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
+/* The same from four threads at once, each with its own record, and a
+ * fifth that frees what the others allocated. */
+enum { T_OPS = 20000 };
+static void *t_worker(void *arg)
+{
+    sigsafe_pool *pool = arg;
+    void *keep[64] = {0};
+    for (int i = 0; i < T_OPS; i++) {
+        int k = i % 64;
+        if (keep[k])
+            sigsafe_free(keep[k]);
+        keep[k] = sigsafe_pool_alloc(pool, (size_t)(i % 37) * 27 + 1);
+        if (!keep[k])
+            return (void *)1;
+    }
+    for (int k = 0; k < 64; k++)
+        sigsafe_free(keep[k]);
+    return NULL;
+}
+
+START_TEST(counts_exact_many_threads)
+{
+    sigsafe_pool *pool = make_pool("tcache-threads", 16 * ST_MIB);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, t_worker, pool), 0);
+    for (int i = 0; i < 4; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        ck_assert_ptr_null(ret);
+    }
+    sigsafe_stats s = st_stats(pool);
+    ck_assert_uint_eq(s.allocs, 4 * T_OPS);
+    ck_assert_uint_eq(s.frees, 4 * T_OPS);
+    ck_assert_uint_eq(s.bytes_in_use, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * Destroying any pool makes every thread's bindings stale: a new pool,
+ * even at the address of the old one, gets a record of its own, and the
+ * fast paths work on it at once.
+ */
+START_TEST(destroy_unbinds)
+{
+#if !SS_TC_ENABLED
+    printf("tcache: built without TLS: no bindings to check\n");
+#endif
+    for (int round = 0; round < 20; round++) {
+        sigsafe_pool *pool = make_pool("tcache-rebind", 2 * ST_MIB);
+        void *p = sigsafe_pool_alloc(pool, 64);
+        ck_assert_ptr_nonnull(p);
+#if SS_TC_ENABLED
+        ck_assert_ptr_eq(sigsafe__tls.bind[0].pool, pool);
+        ck_assert(ss_bind_current(&sigsafe__tls.bind[0]));
+#endif
+        sigsafe_free(p);
+        sigsafe_stats s = st_stats(pool);
+        ck_assert_uint_eq(s.allocs, 1);
+        ck_assert_uint_eq(s.frees, 1);
+        ck_assert_uint_eq(s.bytes_in_use, 0);
+        sigsafe_pool_destroy(pool);
+#if SS_TC_ENABLED
+        ck_assert(!ss_bind_current(&sigsafe__tls.bind[0]));
+#endif
+    }
+}
+END_TEST
+
+/* A free that the fast path cannot take (an interior pointer, a double
+ * free, a pointer of another pool) is rejected by the full path. */
+START_TEST(fast_free_falls_through)
+{
+    sigsafe_pool *a = make_pool("tcache-a", 2 * ST_MIB);
+    sigsafe_pool *b = make_pool("tcache-b", 2 * ST_MIB);
+    sigsafe_set_report_fd(-1);
+    char *p = sigsafe_pool_alloc(a, 64);
+    char *q = sigsafe_pool_alloc(b, 64); /* b is bound now */
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(q);
+    sigsafe_free(q + 16); /* interior, bound pool */
+    sigsafe_free(p + 8);  /* interior, other pool */
+    sigsafe_free(q);
+    sigsafe_free(q); /* double, through the fast path's pool */
+    sigsafe_free(p);
+    sigsafe_free(p);
+    ck_assert_uint_eq(st_stats(a).rejected_frees, 2);
+    ck_assert_uint_eq(st_stats(b).rejected_frees, 2);
+    ck_assert_uint_eq(st_stats(a).bytes_in_use, 0);
+    ck_assert_uint_eq(st_stats(b).bytes_in_use, 0);
+    sigsafe_pool_destroy(a);
+    sigsafe_pool_destroy(b);
+}
+END_TEST
+
+static Suite *tcache_suite(void)
+{
+    Suite *s = suite_create("tcache");
+    TCase *tc = tcase_create("tables");
+    tcase_add_test(tc, class_table_matches);
+    tcase_add_test(tc, cap_tables_match);
+    tcase_add_test(tc, state_encoding);
+    tcase_add_test(tc, state_index_scramble);
+    tcase_add_test(tc, bin_is_lifo);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bookkeeping");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, counts_exact_through_refill_and_flush);
+    tcase_add_test(tc, counts_exact_many_threads);
+    tcase_add_test(tc, destroy_unbinds);
+    tcase_add_test(tc, fast_free_falls_through);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(tcache_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
