@@ -28,8 +28,8 @@ SS_INLINE int free_cached(sigsafe_pool *pool, uint32_t g, unsigned cls)
     if (SS_LIKELY(tc != NULL)) {
         ss_tc_bin *bin = &tc->bins[cls];
         uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
-        if (SS_UNLIKELY(n >= sigsafe__tc_cap[cls])) {
-            n = sigsafe__tc_cap[cls] / 2u;
+        if (SS_UNLIKELY(n >= pool->tc_cap[cls])) {
+            n = pool->tc_cap[cls] / 2u;
             sigsafe__tc_flush(pool, tc, cls, n);
         }
         ss_bin_push(bin, n, g);
@@ -143,11 +143,12 @@ void sigsafe_free(void *ptr)
             /* relaxed: a first look; the exchange below decides. */
             uint8_t v = ss_load_relaxed(st);
             /* 0 unless v is a live block of a cached class */
-            unsigned cap = sigsafe__tc_cap_live[v];
+            unsigned cap = b->caps[v];
             /* &tc->bins[ss_st_cls(v)], as arithmetic: v may be anything
              * until cap says it is a cached class. */
             ss_tc_bin *bin = (ss_tc_bin *)((uintptr_t)tc->bins +
-                                           ((uintptr_t)(v >> 1) << 6) -
+                                           (uintptr_t)(v >> 1) *
+                                               sizeof(ss_tc_bin) -
                                            sizeof(ss_tc_bin));
             uint32_t n;
             if (SS_LIKELY(cap != 0) &&

@@ -84,6 +84,8 @@ _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 #define SS_TC_MAX_SIZE 1024u /* the largest cached request */
 #define SS_TC_RECORDS 64u  /* records per pool */
 #define SS_TC_MIN_POOL ((size_t)1 << 20) /* smaller pools are not cached */
+#define SS_TC_MIN_BYTES 2048u  /* a class's share of one cache, at least */
+#define SS_TC_MAX_BYTES 16384u /* ... and at most */
 typedef struct ss_tc_bin {
     ss_a32 n;            /* blocks held */
     /* (addr - small_base) >> 4 of each: g[0] the newest (the next one
@@ -151,6 +153,10 @@ struct sigsafe_pool {
     ss_span *spans;           /* nheaders */
     ss_tcache *tcaches;       /* SS_TC_RECORDS thread records */
     unsigned tc_classes;      /* classes below this are cached; 0 = none */
+    uint8_t tc_cap[SS_TC_CLASSES]; /* blocks a cache keeps per class */
+    /* the same by state byte: the cap for a live block of a cached class,
+     * 0 for every other byte (one lookup checks both on the fast free) */
+    uint8_t tc_cap_live[256];
     ss_a32 *links;            /* small ids: next id in the free list */
     ss_a8 *states;            /* small area: a state byte per 16 bytes */
     uintptr_t large_base;     /* first large area */
@@ -319,6 +325,9 @@ SS_HIDDEN int sigsafe__config_check(const sigsafe_pool_config *cfg);
 SS_HIDDEN void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s);
 SS_HIDDEN int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s);
 SS_HIDDEN extern int sigsafe__guard_force_mprotect; /* tests only */
+
+/* tcache.c: turn on thread caches for a pool being built, and size them. */
+SS_HIDDEN void sigsafe__tc_plan(sigsafe_pool *pool);
 
 /* lookup.c: pointer -> pool, span, block. */
 typedef struct ss_where {

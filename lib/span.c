@@ -462,9 +462,10 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->states = (ss_a8 *)(base + l.off_states);
     pool->tcaches = (ss_tcache *)(base + l.off_tc);
     /* Thread caches for the classes up to 1 KiB, in pools big enough that
-     * what they hold (about 40 KiB a thread at most) is small change. */
+     * what they hold (capacity / 512 a class at most: see tcache.h) is
+     * small change. */
     if (!(cfg->flags & SIGSAFE_POOL_GUARD_EACH) && l.capacity >= SS_TC_MIN_POOL)
-        pool->tc_classes = SS_TC_CLASSES;
+        sigsafe__tc_plan(pool);
     uintptr_t span = (uintptr_t)1 << l.span_shift;
     pool->span_shift = l.span_shift;
     pool->span_usable = (uint32_t)(span - SS_PAGE);

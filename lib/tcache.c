@@ -28,22 +28,20 @@ const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1] = {
 };
 #undef C4
 
-/* Blocks a cache keeps per class: 2 KiB, at least 2, at most SS_TC_CAP. */
-#define CAPS                                                               \
-    15, 15, 15, 15, 15, 15, 15, 15, /* 16 .. 128 */                        \
-    12, 10, 9, 8, 6, 5, 4, 4,       /* 160 .. 512 */                       \
-    3, 2, 2, 2                      /* 640 .. 1024 */
-const uint8_t sigsafe__tc_cap[SS_TC_CLASSES] = {CAPS};
-
-/* The same by state byte: the cap for a live block of a cached class
- * (ss_st_live(c) = 2c + 3), 0 for every other byte.  A test checks both
- * tables against ss_class_of() and sigsafe__tc_cap. */
-const uint8_t sigsafe__tc_cap_live[256] = {
-    [3] = 15, [5] = 15, [7] = 15, [9] = 15, [11] = 15, [13] = 15, [15] = 15,
-    [17] = 15, [19] = 12, [21] = 10, [23] = 9, [25] = 8, [27] = 6, [29] = 5,
-    [31] = 4, [33] = 4, [35] = 3, [37] = 2, [39] = 2, [41] = 2,
-};
-#undef CAPS
+void sigsafe__tc_plan(sigsafe_pool *pool)
+{
+    size_t bytes = pool->capacity / 512;
+    bytes = bytes < SS_TC_MIN_BYTES   ? SS_TC_MIN_BYTES
+            : bytes > SS_TC_MAX_BYTES ? SS_TC_MAX_BYTES
+                                      : bytes;
+    pool->tc_classes = SS_TC_CLASSES;
+    for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+        size_t cap = bytes / ss_class_size(c);
+        cap = cap > SS_TC_CAP ? SS_TC_CAP : cap < 2 ? 2 : cap;
+        pool->tc_cap[c] = (uint8_t)cap;
+        pool->tc_cap_live[ss_st_live(c)] = (uint8_t)cap;
+    }
+}
 
 ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
 {
@@ -78,6 +76,7 @@ ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
         .gen = ss_load_relaxed(&sigsafe__pool_gen),
         .tc = tc,
         .states = pool->states,
+        .caps = pool->tc_cap_live,
         .small_base = pool->small_base,
         .small_len = tc ? pool->small_end - pool->small_base : 0,
     };
@@ -147,7 +146,7 @@ static void flush_all(sigsafe_pool *pool, ss_tcache *tc)
 uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
 {
     size_t bs = ss_class_size(cls);
-    uint32_t want = sigsafe__tc_cap[cls] / 2u;
+    uint32_t want = pool->tc_cap[cls] / 2u;
     uint32_t k = charge(pool, bs, want);
     if (!k) {
         flush_all(pool, tc); /* give back what this thread holds, retry */

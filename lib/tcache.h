@@ -31,8 +31,10 @@
  * Capacity.  A block is charged to the budget when it leaves the shared
  * lists (into a cache or to the caller) and uncharged when it goes back;
  * bytes_in_use subtracts what the caches hold.  A cache holds at most
- * SS_TC_CAP blocks or 2 KiB per class, and only classes up to 1 KiB are
- * cached, so one thread strands at most about 40 KiB of a pool.
+ * SS_TC_CAP blocks per class and capacity / 512 bytes (at least 2 KiB, at
+ * most 16 KiB; sigsafe__tc_plan()), and only classes up to 1 KiB are
+ * cached, so one thread strands at most about 40 KiB of a 1 MiB pool, 80
+ * KiB of a 4 MiB pool, 96 KiB of a bigger one.
  */
 #ifndef SS_TCACHE_H
 #define SS_TCACHE_H
@@ -58,6 +60,7 @@ typedef struct ss_tls_bind {
     uint64_t gen;
     ss_tcache *tc;
     ss_a8 *states;        /* pool->states */
+    const uint8_t *caps;  /* pool->tc_cap_live */
     uintptr_t small_base; /* pool->small_base */
     uintptr_t small_len;  /* pool->small_end - small_base */
 } ss_tls_bind;
@@ -81,9 +84,6 @@ SS_HIDDEN void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc,
 /* Size class of a cached request (size <= SS_TC_MAX_SIZE), by table. */
 SS_HIDDEN extern const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1];
 
-/* Blocks a cache keeps per class, at most; the same by state byte. */
-SS_HIDDEN extern const uint8_t sigsafe__tc_cap[SS_TC_CLASSES];
-SS_HIDDEN extern const uint8_t sigsafe__tc_cap_live[256];
 
 /* 1 if binding b is current (not made before a pool was destroyed). */
 SS_INLINE int ss_bind_current(const ss_tls_bind *b)

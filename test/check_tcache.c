@@ -34,23 +34,37 @@ START_TEST(class_table_matches)
 }
 END_TEST
 
-/* Caps: 2 KiB a class, at least 2, at most SS_TC_CAP; the by-state table
- * has them for live blocks of cached classes and 0 for every other byte. */
+/* Caps: capacity / 512 bytes a class (2 KiB to 16 KiB), at least 2
+ * blocks, at most SS_TC_CAP; the by-state table has them for live blocks
+ * of cached classes and 0 for every other byte.  No cache below 1 MiB. */
 START_TEST(cap_tables_match)
 {
-    for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
-        size_t want = 2048 / ss_class_size(c);
-        want = want > SS_TC_CAP ? SS_TC_CAP : want < 2 ? 2 : want;
-        ck_assert_uint_eq(sigsafe__tc_cap[c], want);
+    static const size_t caps[] = {1 * ST_MIB, 4 * ST_MIB, 8 * ST_MIB,
+                                  64 * ST_MIB};
+    for (unsigned k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        sigsafe_pool *pool = make_pool("tcache-caps", caps[k]);
+        size_t bytes = caps[k] / 512;
+        bytes = bytes < 2048 ? 2048 : bytes > 16384 ? 16384 : bytes;
+        ck_assert_uint_eq(pool->tc_classes, SS_TC_CLASSES);
+        for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+            size_t want = bytes / ss_class_size(c);
+            want = want > SS_TC_CAP ? SS_TC_CAP : want < 2 ? 2 : want;
+            ck_assert_uint_eq(pool->tc_cap[c], want);
+        }
+        for (unsigned v = 0; v < 256; v++) {
+            unsigned want = 0;
+            if (ss_st_is_live((uint8_t)v) &&
+                ss_st_cls((uint8_t)v) < SS_TC_CLASSES)
+                want = pool->tc_cap[ss_st_cls((uint8_t)v)];
+            ck_assert_msg(pool->tc_cap_live[v] == want,
+                          "capacity %zu, state byte %u: cap %u, want %u",
+                          caps[k], v, pool->tc_cap_live[v], want);
+        }
+        sigsafe_pool_destroy(pool);
     }
-    for (unsigned v = 0; v < 256; v++) {
-        unsigned want = 0;
-        if (ss_st_is_live((uint8_t)v) && ss_st_cls((uint8_t)v) < SS_TC_CLASSES)
-            want = sigsafe__tc_cap[ss_st_cls((uint8_t)v)];
-        ck_assert_msg(sigsafe__tc_cap_live[v] == want,
-                      "state byte %u: cap %u, want %u", v,
-                      sigsafe__tc_cap_live[v], want);
-    }
+    sigsafe_pool *small = make_pool("tcache-small", ST_MIB - 4096);
+    ck_assert_uint_eq(small->tc_classes, 0);
+    sigsafe_pool_destroy(small);
 }
 END_TEST
 
