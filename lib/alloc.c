@@ -166,16 +166,18 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
         ss_tcache *tc = b->tc;
         if (SS_LIKELY(b->pool == pool) && SS_LIKELY(tc != NULL) &&
             SS_LIKELY(ss_bind_current(b))) {
-            unsigned cls = sigsafe__tc_class[(size + 15) >> 4];
-            ss_tc_bin *bin = &tc->bins[cls];
+            size_t cls = sigsafe__tc_class[(size + 15) >> 4];
+            /* &tc->bins[cls], as one address computation */
+            ss_tc_bin *bin = (ss_tc_bin *)((uintptr_t)tc->bins +
+                                           cls * sizeof(ss_tc_bin));
             /* relaxed: the record is this thread's alone (busy is set). */
-            uint32_t n = ss_load_relaxed(&bin->n);
+            size_t n = ss_load_relaxed(&bin->n);
             if (SS_LIKELY(n)) {
                 uint32_t g = ss_bin_pop(bin, n);
                 /* relaxed: a cached block is this thread's alone.  Not
                  * counted: see ss_tcache. */
                 ss_store_relaxed(&b->states[ss_state_index(g)],
-                                 ss_st_live(cls));
+                                 ss_st_live((unsigned)cls));
                 void *p = (void *)(b->small_base +
                                    ((uintptr_t)g << SS_GRAIN_SHIFT));
                 ss_tc_leave(t);

@@ -128,21 +128,21 @@ SS_INLINE void ss_tc_leave(ss_tls *t)
  * to the end of the rest, put the block in g[0].  Both stay in bounds for
  * n = 1 and n = 0 (they move g[0] onto itself).
  */
-SS_INLINE uint32_t ss_bin_pop(ss_tc_bin *bin, uint32_t n)
+SS_INLINE uint32_t ss_bin_pop(ss_tc_bin *bin, size_t n)
 {
     uint32_t g = bin->g[0];
     bin->g[0] = bin->g[n - 1];
     /* relaxed: owner only (busy is set); stats read it. */
-    ss_store_relaxed(&bin->n, n - 1);
+    ss_store_relaxed(&bin->n, (uint32_t)(n - 1));
     return g;
 }
 
-SS_INLINE void ss_bin_push(ss_tc_bin *bin, uint32_t n, uint32_t g)
+SS_INLINE void ss_bin_push(ss_tc_bin *bin, size_t n, uint32_t g)
 {
     bin->g[n] = bin->g[0];
     bin->g[0] = g;
     /* relaxed: as above. */
-    ss_store_relaxed(&bin->n, n + 1);
+    ss_store_relaxed(&bin->n, (uint32_t)(n + 1));
 }
 
 /* Count one operation in a record; only its owner writes it. */
