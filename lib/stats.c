@@ -28,15 +28,34 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
         ss_tcache *tc = &p->tcaches[r];
         if (!ss_load_relaxed(&tc->key))
             continue;
-        uint64_t held = 0, f = ss_load_relaxed(&tc->frees);
-        for (unsigned c = 0; c < p->tc_classes; c++) {
-            uint32_t n = ss_load_relaxed(&tc->bins[c].n);
-            held += n;
-            cached += (uint64_t)n * ss_class_size(c);
+        /* The allocations the bins served (see ss_tcache) are
+         * filled + frees - drained - held, from one record's counts read
+         * one by one while its owner may be working.  Taken again until
+         * the three counts are the same before and after the bins are
+         * summed (then only bin allocations, which lower `held`, can have
+         * happened meanwhile, and the result lies between the true values
+         * at the start and at the end); a few tries, then the last
+         * reading, clamped at 0. */
+        uint64_t f = 0, in = 0, drained = 0, held = 0, held_bytes = 0;
+        for (int tries = 0; tries < 8; tries++) {
+            drained = ss_load_relaxed(&tc->drained);
+            f = ss_load_relaxed(&tc->frees);
+            uint64_t filled = ss_load_relaxed(&tc->filled);
+            held = held_bytes = 0;
+            for (unsigned c = 0; c < p->tc_classes; c++) {
+                uint32_t n = ss_load_relaxed(&tc->bins[c].n);
+                held += n;
+                held_bytes += (uint64_t)n * ss_class_size(c);
+            }
+            in = filled + f;
+            if (drained == ss_load_relaxed(&tc->drained) &&
+                f == ss_load_relaxed(&tc->frees) &&
+                filled == ss_load_relaxed(&tc->filled))
+                break;
         }
-        /* the allocations the bins served: see ss_tcache */
-        allocs += ss_load_relaxed(&tc->allocs) + ss_load_relaxed(&tc->filled) +
-                  f - ss_load_relaxed(&tc->drained) - held;
+        cached += held_bytes;
+        allocs += ss_load_relaxed(&tc->allocs) +
+                  (in > drained + held ? in - drained - held : 0);
         frees += f;
     }
     uint64_t charged = ss_load_relaxed(&p->budget); /* relaxed: as above */

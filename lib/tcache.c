@@ -214,10 +214,16 @@ void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc, unsigned cls,
         prev = id;
     }
     ss_push_chain(pool, cls, first, prev);
-    for (uint32_t i = 0; i < keep; i++)
-        ss_bin_push(bin, i, seq[m + i]);
-    ss_store_relaxed(&bin->n, keep); /* relaxed: owner only */
-    /* relaxed: an owner-only count (see ss_tcache) */
+    /* relaxed: an owner-only count (see ss_tcache).  Counted before n
+     * drops, so that a stats call in between never counts the drained
+     * blocks as handed out. */
     ss_store_relaxed(&tc->drained, ss_load_relaxed(&tc->drained) + m);
+    /* The kept blocks, newest in g[0], the rest oldest first. */
+    if (keep) {
+        bin->g[0] = seq[n - 1];
+        for (uint32_t i = 1; i < keep; i++)
+            bin->g[i] = seq[m + i - 1];
+    }
+    ss_store_relaxed(&bin->n, keep); /* relaxed: owner only */
     ss_budget_give(pool, (size_t)m * ss_class_size(cls));
 }

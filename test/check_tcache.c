@@ -210,6 +210,37 @@ START_TEST(counts_exact_many_threads)
 }
 END_TEST
 
+/* Stats read while the owners work: every count stays within what has
+ * been done (the derived count never wraps below zero). */
+START_TEST(counts_sane_while_running)
+{
+    sigsafe_pool *pool = make_pool("tcache-sample", 16 * ST_MIB);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, t_worker, pool), 0);
+    uint64_t samples = 0;
+    for (;;) {
+        sigsafe_stats s = st_stats(pool);
+        ck_assert_uint_le(s.allocs, 2 * T_OPS);
+        ck_assert_uint_le(s.frees, 2 * T_OPS);
+        ck_assert_uint_le(s.bytes_in_use, s.capacity);
+        samples++;
+        if (s.frees == 2 * T_OPS)
+            break;
+    }
+    for (int i = 0; i < 2; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        ck_assert_ptr_null(ret);
+    }
+    sigsafe_stats s = st_stats(pool);
+    ck_assert_uint_eq(s.allocs, 2 * T_OPS);
+    ck_assert_uint_eq(s.frees, 2 * T_OPS);
+    ck_assert_uint_gt(samples, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
 /*
  * Destroying any pool makes every thread's bindings stale: a new pool,
  * even at the address of the old one, gets a record of its own, and the
@@ -281,6 +312,7 @@ static Suite *tcache_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, counts_exact_through_refill_and_flush);
     tcase_add_test(tc, counts_exact_many_threads);
+    tcase_add_test(tc, counts_sane_while_running);
     tcase_add_test(tc, destroy_unbinds);
     tcase_add_test(tc, fast_free_falls_through);
     suite_add_tcase(s, tc);
