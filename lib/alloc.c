@@ -151,7 +151,7 @@ static SS_NOINLINE void *pool_alloc_slow(sigsafe_pool *pool, size_t size)
 
 /*
  * The fast path: a request of up to 1 KiB from the pool this thread used
- * last, served from its cache.  About twenty instructions, no atomic
+ * last, served from its cache.  About forty instructions, no atomic
  * read-modify-write, no pool header read (the binding in TLS has what it
  * needs).  A signal landing anywhere in it finds busy set and takes the
  * shared path, or lands before it and finds the cache as it was.
