@@ -84,7 +84,8 @@ _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 #define SS_TC_MAX_SIZE 1024u /* the largest cached request */
 #define SS_TC_RECORDS 64u  /* records per pool */
 #define SS_TC_MIN_POOL ((size_t)1 << 20) /* smaller pools are not cached */
-#define SS_TC_MIN_BYTES 2048u  /* a class's share of one cache, at least */
+#define SS_TC_SHARE 2048u      /* a class's share of one cache: capacity / this, */
+#define SS_TC_MIN_BYTES 2048u  /* at least this */
 #define SS_TC_MAX_BYTES 16384u /* ... and at most */
 typedef struct ss_tc_bin {
     ss_a32 n;            /* blocks held */

@@ -462,7 +462,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->states = (ss_a8 *)(base + l.off_states);
     pool->tcaches = (ss_tcache *)(base + l.off_tc);
     /* Thread caches for the classes up to 1 KiB, in pools big enough that
-     * what they hold (capacity / 512 a class at most: see tcache.h) is
+     * what they hold (capacity / 2048 a class at most: see tcache.h) is
      * small change. */
     if (!(cfg->flags & SIGSAFE_POOL_GUARD_EACH) && l.capacity >= SS_TC_MIN_POOL)
         sigsafe__tc_plan(pool);

@@ -30,7 +30,7 @@ const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1] = {
 
 void sigsafe__tc_plan(sigsafe_pool *pool)
 {
-    size_t bytes = pool->capacity / 512;
+    size_t bytes = pool->capacity / SS_TC_SHARE;
     bytes = bytes < SS_TC_MIN_BYTES   ? SS_TC_MIN_BYTES
             : bytes > SS_TC_MAX_BYTES ? SS_TC_MAX_BYTES
                                       : bytes;

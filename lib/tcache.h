@@ -31,10 +31,10 @@
  * Capacity.  A block is charged to the budget when it leaves the shared
  * lists (into a cache or to the caller) and uncharged when it goes back;
  * bytes_in_use subtracts what the caches hold.  A cache holds at most
- * SS_TC_CAP blocks per class and capacity / 512 bytes (at least 2 KiB, at
+ * SS_TC_CAP blocks per class and capacity / 2048 bytes (at least 2 KiB, at
  * most 16 KiB; sigsafe__tc_plan()), and only classes up to 1 KiB are
- * cached, so one thread strands at most about 40 KiB of a 1 MiB pool, 80
- * KiB of a 4 MiB pool, 96 KiB of a bigger one.
+ * cached, so one thread strands at most about 40 KiB (1 %) of a 4 MiB pool
+ * or a smaller one, and 96 KiB (0.3 %) of a pool of 32 MiB or more.
  */
 #ifndef SS_TCACHE_H
 #define SS_TCACHE_H

@@ -34,16 +34,16 @@ START_TEST(class_table_matches)
 }
 END_TEST
 
-/* Caps: capacity / 512 bytes a class (2 KiB to 16 KiB), at least 2
+/* Caps: capacity / 2048 bytes a class (2 KiB to 16 KiB), at least 2
  * blocks, at most SS_TC_CAP; the by-state table has them for live blocks
  * of cached classes and 0 for every other byte.  No cache below 1 MiB. */
 START_TEST(cap_tables_match)
 {
     static const size_t caps[] = {1 * ST_MIB, 4 * ST_MIB, 8 * ST_MIB,
-                                  64 * ST_MIB};
+                                  16 * ST_MIB, 64 * ST_MIB};
     for (unsigned k = 0; k < sizeof caps / sizeof caps[0]; k++) {
         sigsafe_pool *pool = make_pool("tcache-caps", caps[k]);
-        size_t bytes = caps[k] / 512;
+        size_t bytes = caps[k] / 2048;
         bytes = bytes < 2048 ? 2048 : bytes > 16384 ? 16384 : bytes;
         ck_assert_uint_eq(pool->tc_classes, SS_TC_CLASSES);
         for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
@@ -210,6 +210,48 @@ START_TEST(counts_exact_many_threads)
 }
 END_TEST
 
+/* Threads that used a pool and exited leave at most their caches' share
+ * behind: the rest of the capacity still serves. */
+enum { EXITED = 16 };
+static void *mixed_then_exit(void *arg)
+{
+    sigsafe_pool *pool = arg;
+    void *keep[200];
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 200; i++)
+            keep[i] = sigsafe_pool_alloc(pool, (size_t)(i % 64) * 16 + 16);
+        for (int i = 0; i < 200; i++)
+            sigsafe_free(keep[i]);
+    }
+    return NULL;
+}
+
+START_TEST(exited_threads_strand_little)
+{
+    size_t capacity = 4 * ST_MIB;
+    sigsafe_pool *pool = make_pool("tcache-exited", capacity);
+    pthread_t t[EXITED];
+    for (int i = 0; i < EXITED; i++)
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, mixed_then_exit, pool), 0);
+    for (int i = 0; i < EXITED; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    static void *got[8192];
+    size_t n = 0, bytes = 0;
+    while (n < 8192 && (got[n] = sigsafe_pool_alloc(pool, 1024)) != NULL)
+        bytes += 1024, n++;
+    /* a share of at most 41 KiB a thread, and a span's rounding */
+    ck_assert_msg(bytes + EXITED * 41 * ST_KIB + 64 * ST_KIB >= capacity,
+                  "only %zu of %zu bytes served after %d threads exited",
+                  bytes, capacity, EXITED);
+    for (size_t i = 0; i < n; i++)
+        sigsafe_free(got[i]);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
 /* Stats read while the owners work: every count stays within what has
  * been done (the derived count never wraps below zero). */
 START_TEST(counts_sane_while_running)
@@ -313,6 +355,7 @@ static Suite *tcache_suite(void)
     tcase_add_test(tc, counts_exact_through_refill_and_flush);
     tcase_add_test(tc, counts_exact_many_threads);
     tcase_add_test(tc, counts_sane_while_running);
+    tcase_add_test(tc, exited_threads_strand_little);
     tcase_add_test(tc, destroy_unbinds);
     tcase_add_test(tc, fast_free_falls_through);
     suite_add_tcase(s, tc);
