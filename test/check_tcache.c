@@ -171,8 +171,7 @@ START_TEST(counts_exact_through_refill_and_flush)
 }
 END_TEST
 
-/* The same from four threads at once, each with its own record, and a
- * fifth that frees what the others allocated. */
+/* The same from four threads at once, each with its own record. */
 enum { T_OPS = 20000 };
 static void *t_worker(void *arg)
 {
@@ -191,17 +190,30 @@ static void *t_worker(void *arg)
     return NULL;
 }
 
-START_TEST(counts_exact_many_threads)
+/* Start n threads running fn(pool). */
+static void start_threads(pthread_t *t, int n, void *(*fn)(void *),
+                          sigsafe_pool *pool)
 {
-    sigsafe_pool *pool = make_pool("tcache-threads", 16 * ST_MIB);
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, t_worker, pool), 0);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fn, pool), 0);
+}
+
+/* Join n threads, each of which must return NULL. */
+static void join_threads(pthread_t *t, int n)
+{
+    for (int i = 0; i < n; i++) {
         void *ret;
         pthread_join(t[i], &ret);
         ck_assert_ptr_null(ret);
     }
+}
+
+START_TEST(counts_exact_many_threads)
+{
+    sigsafe_pool *pool = make_pool("tcache-threads", 16 * ST_MIB);
+    pthread_t t[4];
+    start_threads(t, 4, t_worker, pool);
+    join_threads(t, 4);
     sigsafe_stats s = st_stats(pool);
     ck_assert_uint_eq(s.allocs, 4 * T_OPS);
     ck_assert_uint_eq(s.frees, 4 * T_OPS);
@@ -231,11 +243,8 @@ START_TEST(exited_threads_strand_little)
     size_t capacity = 4 * ST_MIB;
     sigsafe_pool *pool = make_pool("tcache-exited", capacity);
     pthread_t t[EXITED];
-    for (int i = 0; i < EXITED; i++)
-        ck_assert_int_eq(
-            pthread_create(&t[i], NULL, mixed_then_exit, pool), 0);
-    for (int i = 0; i < EXITED; i++)
-        pthread_join(t[i], NULL);
+    start_threads(t, EXITED, mixed_then_exit, pool);
+    join_threads(t, EXITED);
     ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
     static void *got[8192];
     size_t n = 0, bytes = 0;
@@ -258,8 +267,7 @@ START_TEST(counts_sane_while_running)
 {
     sigsafe_pool *pool = make_pool("tcache-sample", 16 * ST_MIB);
     pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, t_worker, pool), 0);
+    start_threads(t, 2, t_worker, pool);
     uint64_t samples = 0;
     for (;;) {
         sigsafe_stats s = st_stats(pool);
@@ -270,11 +278,7 @@ START_TEST(counts_sane_while_running)
         if (s.frees == 2 * T_OPS)
             break;
     }
-    for (int i = 0; i < 2; i++) {
-        void *ret;
-        pthread_join(t[i], &ret);
-        ck_assert_ptr_null(ret);
-    }
+    join_threads(t, 2);
     sigsafe_stats s = st_stats(pool);
     ck_assert_uint_eq(s.allocs, 2 * T_OPS);
     ck_assert_uint_eq(s.frees, 2 * T_OPS);
@@ -364,9 +368,5 @@ static Suite *tcache_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(tcache_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return st_run_suite(tcache_suite());
 }
