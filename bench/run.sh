@@ -60,14 +60,19 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSIGSAFE_BUILD_BENCH=ON \
 cmake --build "$build" --target sigsafe_bench -j "$jobs" >/dev/null
 mkdir -p "$results"
 
+# Stop unless the tool a mode runs is installed.
+need() {
+    if ! command -v "$1" >/dev/null; then
+        echo "bench/run.sh: $1 not found" >&2
+        exit 1
+    fi
+}
+
 # Instructions per W1 pair: callgrind's total for N pairs minus its total
 # for none (start-up, pool creation, warm-up), divided by N.
 run_callgrind() {
     n=${CALLGRIND_ITERS:-200000}
-    if ! command -v valgrind >/dev/null; then
-        echo "bench/run.sh: valgrind not found" >&2
-        exit 1
-    fi
+    need valgrind
     out=$results/callgrind.md
     {
         echo "### Instructions per W1 alloc+free pair (callgrind)"
@@ -113,10 +118,7 @@ strace_counts() {
 # calls; and a full trace shows nothing between the two markers.
 run_strace() {
     n=${STRACE_ROUNDS:-2000}
-    if ! command -v strace >/dev/null; then
-        echo "bench/run.sh: strace not found" >&2
-        exit 1
-    fi
+    need strace
     out=$results/strace.md
     strace -c -f -o "$results/strace.warmup.txt" "$bin" --steady 0 >/dev/null
     strace -c -f -o "$results/strace.steady.txt" "$bin" --steady "$n" >/dev/null

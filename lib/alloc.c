@@ -61,16 +61,15 @@ SS_INLINE void *alloc_cached(sigsafe_pool *pool, unsigned cls)
     ss_tcache *tc = ss_tc_get(pool, t);
     if (SS_LIKELY(tc != NULL)) {
         ss_tc_bin *bin = &tc->bins[cls];
-        uint32_t g, n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
+        uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
         if (SS_LIKELY(n)) {
-            g = ss_bin_pop(bin, n);
-            /* relaxed: a cached block is this thread's alone. */
-            ss_store_relaxed(&pool->states[ss_state_index(g)], ss_st_live(cls));
+            p = ss_tc_take(pool->states, pool->small_base, bin, n, cls);
         } else {
-            g = sigsafe__tc_refill(pool, tc, cls);
+            uint32_t g = sigsafe__tc_refill(pool, tc, cls);
+            if (g != SS_NIL)
+                p = (void *)(pool->small_base +
+                             ((uintptr_t)g << SS_GRAIN_SHIFT));
         }
-        if (g != SS_NIL)
-            p = (void *)(pool->small_base + ((uintptr_t)g << SS_GRAIN_SHIFT));
     }
     ss_tc_leave(t);
     return p;
@@ -173,13 +172,8 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
             /* relaxed: the record is this thread's alone (busy is set). */
             size_t n = ss_load_relaxed(&bin->n);
             if (SS_LIKELY(n)) {
-                uint32_t g = ss_bin_pop(bin, n);
-                /* relaxed: a cached block is this thread's alone.  Not
-                 * counted: see ss_tcache. */
-                ss_store_relaxed(&b->states[ss_state_index(g)],
-                                 ss_st_live((unsigned)cls));
-                void *p = (void *)(b->small_base +
-                                   ((uintptr_t)g << SS_GRAIN_SHIFT));
+                void *p = ss_tc_take(b->states, b->small_base, bin, n,
+                                     (unsigned)cls);
                 ss_tc_leave(t);
                 SS_ANNOTATE_ALLOC(pool, p, size);
                 return p;

@@ -28,12 +28,11 @@ SS_INLINE int free_cached(sigsafe_pool *pool, uint32_t g, unsigned cls)
     if (SS_LIKELY(tc != NULL)) {
         ss_tc_bin *bin = &tc->bins[cls];
         uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
-        if (SS_UNLIKELY(n >= pool->tc_cap[cls])) {
-            n = pool->tc_cap[cls] / 2u;
+        if (SS_UNLIKELY(n >= ss_tc_cap(pool, cls))) {
+            n = ss_tc_cap(pool, cls) / 2u;
             sigsafe__tc_flush(pool, tc, cls, n);
         }
-        ss_bin_push(bin, n, g);
-        ss_tc_count(&tc->frees);
+        ss_tc_put(tc, bin, n, g);
     }
     ss_tc_leave(t);
     return tc != NULL;
@@ -161,8 +160,7 @@ void sigsafe_free(void *ptr)
                      * allocation on this thread may take it */
                     SS_ANNOTATE_FREE(b->pool, ptr,
                                      ss_class_size(ss_st_cls(v)));
-                    ss_bin_push(bin, n, g);
-                    ss_tc_count(&tc->frees);
+                    ss_tc_put(tc, bin, n, g);
                     ss_tc_leave(t);
                     return;
                 }

@@ -154,9 +154,9 @@ struct sigsafe_pool {
     ss_span *spans;           /* nheaders */
     ss_tcache *tcaches;       /* SS_TC_RECORDS thread records */
     unsigned tc_classes;      /* classes below this are cached; 0 = none */
-    uint8_t tc_cap[SS_TC_CLASSES]; /* blocks a cache keeps per class */
-    /* the same by state byte: the cap for a live block of a cached class,
-     * 0 for every other byte (one lookup checks both on the fast free) */
+    /* by state byte: the blocks a cache keeps of a live block's class when
+     * it is cached, 0 for every other byte (one lookup checks both on the
+     * fast free; ss_tc_cap() reads it by class) */
     uint8_t tc_cap_live[256];
     ss_a32 *links;            /* small ids: next id in the free list */
     ss_a8 *states;            /* small area: a state byte per 16 bytes */
@@ -211,11 +211,6 @@ SS_INLINE uint8_t ss_st_live(unsigned cls)
 SS_INLINE int ss_st_is_live(uint8_t v)
 {
     return v & 1u;
-}
-
-SS_INLINE int ss_st_is_free(uint8_t v)
-{
-    return v != 0 && !(v & 1u);
 }
 
 SS_INLINE unsigned ss_st_cls(uint8_t v)

@@ -8,6 +8,5 @@
 #define SS_INLINE static inline __attribute__((always_inline))
 #define SS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define SS_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define SS_PUBLIC __attribute__((visibility("default")))
 
 #endif /* SS_INTERNAL_ATTRS_H */

@@ -38,7 +38,6 @@ void sigsafe__tc_plan(sigsafe_pool *pool)
     for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
         size_t cap = bytes / ss_class_size(c);
         cap = cap > SS_TC_CAP ? SS_TC_CAP : cap < 2 ? 2 : cap;
-        pool->tc_cap[c] = (uint8_t)cap;
         pool->tc_cap_live[ss_st_live(c)] = (uint8_t)cap;
     }
 }
@@ -146,7 +145,7 @@ static void flush_all(sigsafe_pool *pool, ss_tcache *tc)
 uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
 {
     size_t bs = ss_class_size(cls);
-    uint32_t want = pool->tc_cap[cls] / 2u;
+    uint32_t want = ss_tc_cap(pool, cls) / 2u;
     uint32_t k = charge(pool, bs, want);
     if (!k) {
         flush_all(pool, tc); /* give back what this thread holds, retry */

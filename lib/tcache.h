@@ -120,6 +120,12 @@ SS_INLINE void ss_tc_leave(ss_tls *t)
     ss_store_relaxed(&t->busy, 0);
 }
 
+/* Blocks a cache keeps of cached class cls. */
+SS_INLINE unsigned ss_tc_cap(const sigsafe_pool *pool, unsigned cls)
+{
+    return pool->tc_cap_live[ss_st_live(cls)];
+}
+
 /*
  * A bin's stack.  The next block out is kept in g[0], at an address known
  * from the class alone, so an allocation's result does not wait for the
@@ -151,6 +157,26 @@ SS_INLINE void ss_tc_count(ss_a64 *c)
     /* relaxed load + store, not an RMW: the owner is the only writer (busy
      * keeps its handlers out); stats readers see a recent value. */
     ss_store_relaxed(c, ss_load_relaxed(c) + 1);
+}
+
+/* Hand out the newest block of a bin that holds n > 0 (busy set): mark it
+ * live and return its address.  states and small_base are the pool's. */
+SS_INLINE void *ss_tc_take(ss_a8 *states, uintptr_t small_base,
+                           ss_tc_bin *bin, size_t n, unsigned cls)
+{
+    uint32_t g = ss_bin_pop(bin, n);
+    /* relaxed: a cached block is this thread's alone.  Not counted: see
+     * ss_tcache. */
+    ss_store_relaxed(&states[ss_state_index(g)], ss_st_live(cls));
+    return (void *)(small_base + ((uintptr_t)g << SS_GRAIN_SHIFT));
+}
+
+/* Keep a freed block (live bit already cleared) in a bin holding n blocks,
+ * n below its cap (busy set). */
+SS_INLINE void ss_tc_put(ss_tcache *tc, ss_tc_bin *bin, size_t n, uint32_t g)
+{
+    ss_bin_push(bin, n, g);
+    ss_tc_count(&tc->frees);
 }
 
 #endif /* SS_TCACHE_H */
