@@ -363,29 +363,37 @@ SS_INLINE int sigsafe__pool_valid(const sigsafe_pool *pool)
 }
 
 /*
- * Fast pointer -> block for the small area, by arithmetic alone: the span
- * from a shift, the magic that says this pool carved it, a whole number of
- * blocks from its first.  0 if p is not the start of a span block (it may
- * still be a slot block: see sigsafe__locate()).
+ * Address a -> block of span (or slot) header h, by arithmetic alone: the
+ * magic that says this pool carved it, then a whole number of blocks from
+ * its first.  0 if a is not the start of one of its blocks.
  */
-SS_INLINE int ss_locate_span(const sigsafe_pool *pool, uintptr_t a,
-                             uint32_t *id)
+SS_INLINE int ss_block_in(const sigsafe_pool *pool, uint32_t h, uintptr_t a,
+                          uint32_t *id)
 {
-    if (a - pool->small_base >= pool->small_end - pool->small_base)
-        return 0;
-    uint32_t h = (uint32_t)((a - pool->small_base) >> pool->span_shift);
     const ss_span *s = &pool->spans[h];
     /* acquire: pairs with the release store in header_publish(). */
     if (ss_load_acquire(&s->magic) != (pool->secret ^ h) || a < s->start)
         return 0;
     uintptr_t off = a - s->start;
-    /* off < 2^18 and block_size <= 2^14: the reciprocal is exact (its
-     * error, below off / 2^32 < 2^-14, never reaches 1 / block_size). */
+    /* Spans: off < 2^18 and block_size <= 2^14, so the reciprocal is exact
+     * (its error, below off / 2^32 < 2^-14, never reaches 1 / block_size).
+     * Slots have one block and recip 0: only off 0 passes. */
     uint32_t i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
     if (off != (uintptr_t)i * s->block_size || i >= s->nblocks)
         return 0;
     *id = ss_id(h, i);
     return 1;
+}
+
+/* The common case of ss_block_in(): a span block.  0 if p is not the
+ * start of one (it may still be a slot block: see sigsafe__locate()). */
+SS_INLINE int ss_locate_span(const sigsafe_pool *pool, uintptr_t a,
+                             uint32_t *id)
+{
+    if (a - pool->small_base >= pool->small_end - pool->small_base)
+        return 0;
+    return ss_block_in(
+        pool, (uint32_t)((a - pool->small_base) >> pool->span_shift), a, id);
 }
 
 /* Guard-page faults, for the guard component. */

@@ -78,30 +78,8 @@ ss_where sigsafe__locate(const void *p)
     ss_where w = {sigsafe__registry_find((uintptr_t)p), SS_NIL, 0};
     if (!w.pool)
         return w;
-    uintptr_t a = (uintptr_t)p;
-    if (ss_locate_span(w.pool, a, &w.id)) {
-        w.ok = 1;
-        return w;
-    }
-    uint32_t h = header_of(w.pool, a);
-    if (h == SS_NIL)
-        return w;
-    const ss_span *s = &w.pool->spans[h];
-    /* acquire: pairs with the release store in header_publish(). */
-    if (ss_load_acquire(&s->magic) != (w.pool->secret ^ h) || a < s->start)
-        return w;
-    uintptr_t off = a - s->start;
-    uint32_t i = 0;
-    if (s->nblocks > 1) {
-        /* off < 2^18 and block_size <= 2^14: the reciprocal is exact (its
-         * error, below off / 2^32 < 2^-14, never reaches 1 / block_size). */
-        i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
-        off -= (uintptr_t)i * s->block_size;
-    }
-    if (off != 0 || i >= s->nblocks)
-        return w;
-    w.id = ss_id(h, i);
-    w.ok = 1;
+    uint32_t h = header_of(w.pool, (uintptr_t)p);
+    w.ok = h != SS_NIL && ss_block_in(w.pool, h, (uintptr_t)p, &w.id);
     return w;
 }
 
