@@ -87,6 +87,10 @@ static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
         cls = ss_class_of(PAGE_UP(ss_class_size(cls)));
     size_t bs = ss_class_size(cls);
     uint64_t now = ss_budget_take(pool, bs);
+    /* Short of memory: first take back what caches hold idle (this
+     * thread's, vanished threads'), then retry once. */
+    if (SS_UNLIKELY(!now) && sigsafe__tc_reclaim(pool))
+        now = ss_budget_take(pool, bs);
     if (SS_UNLIKELY(!now)) {
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;

@@ -55,5 +55,7 @@ typedef _Atomic(void *) ss_aptr;
                                             memory_order_acq_rel,          \
                                             memory_order_acquire)
 #define ss_signal_fence_seq_cst() atomic_signal_fence(memory_order_seq_cst)
+#define ss_fence_acquire() atomic_thread_fence(memory_order_acquire)
+#define ss_fence_release() atomic_thread_fence(memory_order_release)
 
 #endif /* SS_ATOMIC_H */

@@ -50,7 +50,7 @@
 #define SS_MAX_CAPACITY ((size_t)16 << 30)
 #define SS_MAX_POOLS 256u
 #define SS_NAME_MAX 31u
-#define SS_CTX_DEPTH 16u       /* nested contexts per thread */
+#define SS_CTX_DEPTH 64u       /* nested contexts: every signal once */
 #ifndef SIGSAFE_CONTEXT_TLS
 #define SIGSAFE_CONTEXT_TLS 1  /* 0: no TLS; sigsafe_alloc uses the default */
 #endif
@@ -95,11 +95,20 @@ typedef struct ss_tc_bin {
 } ss_tc_bin;
 _Static_assert(sizeof(ss_tc_bin) == 64, "one bin per cache line");
 
+/* Record keys (see tcache.h): 0 = free, a thread's token = owned by that
+ * thread, SS_TC_LOCK | token = being claimed or salvaged by that thread. */
+#define SS_TC_LOCK ((uint64_t)1 << 63)
+
 /* The counts are written by the owner only.  An allocation served by a
  * bin is not counted: it is what the others leave unexplained, filled +
- * frees - drained - (blocks held), summed by sigsafe_pool_stats(). */
+ * frees - drained - (blocks held), summed by sigsafe_pool_stats().  The
+ * owner's identity (tls, tid, pid) is written only while the key holds
+ * SS_TC_LOCK, and read by others like a sequence lock (tcache.c). */
 typedef struct ss_tcache {
-    _Alignas(64) ss_aptr key; /* owner's TLS block; NULL = unclaimed */
+    _Alignas(64) ss_a64 key;  /* see SS_TC_LOCK */
+    ss_aptr tls;              /* the owner's TLS block */
+    ss_a32 tid;               /* the owner's thread id, 0 if unknown */
+    ss_a32 pid;               /* its process id then, 0 if unknown */
     ss_a64 frees;             /* blocks freed into the bins */
     ss_a64 allocs;            /* blocks refills handed out directly */
     ss_a64 filled;            /* blocks refills put into the bins */

@@ -2,13 +2,34 @@
 /*
  * Set-up (not AS-safe): sigsafe_init, pool create/destroy, the report fd.
  */
+#include <pthread.h>
+
 #include "internal.h"
+#include "tcache.h"
+
+/*
+ * In a fork child, the other threads' cache records are salvaged at once
+ * (sigsafe__tc_after_fork()).  Registered by the first set-up call: a
+ * program that never makes one still gets those records back lazily (see
+ * tcache.h).
+ */
+static void watch_forks(void)
+{
+#if SS_TC_ENABLED
+    static ss_aint registered;
+    int expect = 0;
+    /* relaxed: only decides who registers; pthread_atfork orders itself. */
+    if (ss_cas_strong_relaxed(&registered, &expect, 1))
+        (void)pthread_atfork(NULL, NULL, sigsafe__tc_after_fork);
+#endif
+}
 
 int sigsafe_init(const sigsafe_pool_config *default_pool)
 {
     int err = sigsafe__config_check(default_pool);
     if (err)
         return err;
+    watch_forks();
     if (sigsafe__default_peek())
         return 0; /* created earlier: kept */
     sigsafe_pool *pool;
@@ -27,6 +48,7 @@ int sigsafe_pool_create(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     int err = sigsafe__pool_build(cfg, &pool);
     if (err)
         return err;
+    watch_forks();
     *out = pool;
     return 0;
 }

@@ -26,7 +26,8 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
     uint64_t cached = 0;
     for (unsigned r = 0; p->tc_classes && r < SS_TC_RECORDS; r++) {
         ss_tcache *tc = &p->tcaches[r];
-        if (!ss_load_relaxed(&tc->key))
+        uint64_t key = ss_load_relaxed(&tc->key);
+        if (!key)
             continue;
         /* The allocations the bins served (see ss_tcache) are
          * filled + frees - drained - held, from one record's counts read
@@ -53,7 +54,11 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
                 filled == ss_load_relaxed(&tc->filled))
                 break;
         }
-        cached += held_bytes;
+        /* A locked record is being salvaged (or its salvager vanished):
+         * its blocks are nobody's to hand out yet, so they count as in
+         * use until they are back on the shared lists. */
+        if (!(key & SS_TC_LOCK))
+            cached += held_bytes;
         allocs += ss_load_relaxed(&tc->allocs) +
                   (in > drained + held ? in - drained - held : 0);
         frees += f;

@@ -33,5 +33,9 @@ SS_HIDDEN long sigsafe__sys_madvise(void *addr, size_t len, int advice);
 SS_HIDDEN long sigsafe__sys_prctl(long op, long a, long b, long c, long d);
 SS_HIDDEN long sigsafe__sys_write(int fd, const void *buf, size_t len);
 SS_HIDDEN long sigsafe__sys_getrandom(void *buf, size_t len, unsigned flags);
+SS_HIDDEN long sigsafe__sys_gettid(void);
+SS_HIDDEN long sigsafe__sys_getpid(void);
+/* sig 0: only asks whether thread tid of process pid exists (-ESRCH if not). */
+SS_HIDDEN long sigsafe__sys_tgkill(long pid, long tid, int sig);
 
 #endif /* SS_SYS_H */

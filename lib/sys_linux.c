@@ -84,3 +84,18 @@ long sigsafe__sys_getrandom(void *buf, size_t len, unsigned flags)
     return sigsafe__sys_call6(SYS_getrandom, (long)buf, (long)len, flags, 0, 0,
                               0);
 }
+
+long sigsafe__sys_gettid(void)
+{
+    return sigsafe__sys_call6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+}
+
+long sigsafe__sys_getpid(void)
+{
+    return sigsafe__sys_call6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+}
+
+long sigsafe__sys_tgkill(long pid, long tid, int sig)
+{
+    return sigsafe__sys_call6(SYS_tgkill, pid, tid, sig, 0, 0, 0);
+}

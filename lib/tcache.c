@@ -7,6 +7,7 @@
  */
 #include "tcache.h"
 #include "stack.h"
+#include "sys.h"
 
 #if SS_TC_ENABLED
 _Thread_local ss_tls sigsafe__tls __attribute__((tls_model("initial-exec")));
@@ -42,6 +43,164 @@ void sigsafe__tc_plan(sigsafe_pool *pool)
     }
 }
 
+/* ------------------------------------------------------- thread identity */
+
+/* Tokens handed out so far; a thread's token is this count after its draw. */
+static ss_a64 tokens;
+
+/* This thread's token, drawn on first use.  Drawn with a CAS on the TLS
+ * word, so that a handler that draws one in between leaves the thread with
+ * a single token for its whole life. */
+static uint64_t my_token(ss_tls *t)
+{
+    /* relaxed: only this thread and its handlers touch its TLS. */
+    uint64_t me = ss_load_relaxed(&t->token);
+    if (SS_LIKELY(me))
+        return me;
+    /* relaxed: the counter only has to hand out each value once. */
+    uint64_t drawn = ss_add_relaxed(&tokens, 1) + 1;
+    if (ss_cas_strong_relaxed(&t->token, &me, drawn))
+        return drawn;
+    return me; /* a handler drew first: its token is ours */
+}
+
+/* This thread's ids, asked of the kernel once (never for a pool that must
+ * make no system call: then they may stay unknown, 0). */
+static void my_ids(const sigsafe_pool *pool, ss_tls *t)
+{
+    /* relaxed: this thread's own TLS; the ids never change while it lives
+     * (a fork child refreshes them in sigsafe__tc_after_fork()). */
+    if (ss_load_relaxed(&t->tid) || (pool->flags & SIGSAFE_POOL_NO_SYSCALLS))
+        return;
+    ss_store_relaxed(&t->pid, (uint32_t)sigsafe__sys_getpid());
+    ss_store_relaxed(&t->tid, (uint32_t)sigsafe__sys_gettid());
+}
+
+/* Write this thread's identity into record r, which it holds (the key is
+ * SS_TC_LOCK | token), then hand r to key `to` (the token, or 0). */
+static void rec_publish(ss_tcache *r, ss_tls *t, uint64_t to)
+{
+    /* relaxed: read back only between two loads of the key (rec_owner). */
+    ss_store_relaxed(&r->tls, (void *)t);
+    ss_store_relaxed(&r->tid, ss_load_relaxed(&t->tid));
+    ss_store_relaxed(&r->pid, ss_load_relaxed(&t->pid));
+    /* release: publishes the identity and the emptied bins; pairs with the
+     * acquire loads of the key in rec_owner() and sigsafe__tc_bind(). */
+    ss_store_release(&r->key, to);
+}
+
+/* Take record r from key k (0, or a vanished owner's token) for this
+ * thread: 1 if the CAS won. */
+static int rec_lock(ss_tcache *r, uint64_t k, uint64_t me)
+{
+    /* acq_rel: acquire sees the bins and counts as the previous holder
+     * left them; the release fence after it keeps our identity stores
+     * after the lock for readers (rec_owner's sequence check). */
+    if (!ss_cas_strong_acq_rel(&r->key, &k, SS_TC_LOCK | me))
+        return 0;
+    ss_fence_release();
+    return 1;
+}
+
+typedef struct ss_owner {
+    uint64_t key;
+    void *tls;
+    uint32_t tid, pid;
+} ss_owner;
+
+/* A consistent reading of r's owner: 0 if r is free, locked or changed
+ * while being read. */
+static int rec_owner(ss_tcache *r, ss_owner *o)
+{
+    /* acquire: pairs with the release store in rec_publish(). */
+    o->key = ss_load_acquire(&r->key);
+    if (!o->key || (o->key & SS_TC_LOCK))
+        return 0;
+    /* relaxed: validated by the second load of the key below. */
+    o->tls = ss_load_relaxed(&r->tls);
+    o->tid = ss_load_relaxed(&r->tid);
+    o->pid = ss_load_relaxed(&r->pid);
+    /* acquire fence: the reads above happen before the key's reload, so
+     * an unchanged key (keys never repeat) means no writer touched them;
+     * pairs with the release fence in rec_lock(). */
+    ss_fence_acquire();
+    return ss_load_relaxed(&r->key) == o->key; /* relaxed: see the fence */
+}
+
+/*
+ * Has r's owner o vanished?  Only a certainty counts: a live thread's
+ * record is never taken.  Its TLS block now belongs to this thread, which
+ * has another token; or (probe) the kernel has no thread o->tid in the
+ * process o->pid, which is ours.  A thread id reused by a newer thread
+ * only makes this answer "alive": capacity waits, nothing breaks.
+ */
+static int rec_vanished(const ss_owner *o, ss_tls *t, int probe)
+{
+    if (o->tls == (void *)t)
+        return 1;
+    /* relaxed: this thread's own TLS */
+    uint32_t pid = ss_load_relaxed(&t->pid);
+    if (!probe || !o->tid || !pid || o->pid != pid)
+        return 0; /* unknown ids, or an ancestor process's */
+    return sigsafe__sys_tgkill(pid, o->tid, 0) == -3; /* -ESRCH */
+}
+
+/* Salvage vanished owners' records of pool (at most `want` of them; 0 for
+ * all), the first one kept for this thread if `keep`.  Returns the first
+ * record salvaged (or NULL), and adds the blocks given back to *blocks. */
+static ss_tcache *reclaim_vanished(sigsafe_pool *pool, ss_tls *t, int probe,
+                                   int keep, unsigned want, uint32_t *blocks)
+{
+    uint64_t me = my_token(t);
+    ss_tcache *first = NULL;
+    unsigned got = 0;
+    for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+        ss_tcache *r = &pool->tcaches[i];
+        ss_owner o;
+        if (!rec_owner(r, &o) || o.key == me || !rec_vanished(&o, t, probe) ||
+            !rec_lock(r, o.key, me))
+            continue;
+        *blocks += sigsafe__tc_salvage(pool, r);
+        rec_publish(r, t, keep && !first ? me : 0);
+        if (!first)
+            first = r;
+        if (++got == want)
+            break;
+    }
+    return first;
+}
+
+/* Claim a record for this thread: its own, a vanished owner's on the same
+ * TLS block, a free one, then (system calls allowed) one whose owner the
+ * kernel says is gone.  NULL if every record is held by a live thread. */
+static ss_tcache *rec_claim(sigsafe_pool *pool, ss_tls *t)
+{
+    uint64_t me = my_token(t);
+    for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+        /* acquire: pairs with rec_publish(): our own record as we left it. */
+        if (ss_load_acquire(&pool->tcaches[i].key) == me)
+            return &pool->tcaches[i];
+    }
+    int probe = !(pool->flags & SIGSAFE_POOL_NO_SYSCALLS);
+    if (probe)
+        my_ids(pool, t);
+    uint32_t blocks = 0;
+    ss_tcache *r = reclaim_vanished(pool, t, 0, 1, 1, &blocks);
+    if (r)
+        return r;
+    void *self = t;
+    unsigned start = (unsigned)(((uintptr_t)self >> 6) % SS_TC_RECORDS);
+    for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+        r = &pool->tcaches[(start + i) % SS_TC_RECORDS];
+        /* A free record's bins are empty (salvage empties them first). */
+        if (rec_lock(r, 0, me)) {
+            rec_publish(r, t, me);
+            return r;
+        }
+    }
+    return probe ? reclaim_vanished(pool, t, 1, 1, 1, &blocks) : NULL;
+}
+
 ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
 {
     ss_tls_bind b = t->bind[1];
@@ -50,24 +209,7 @@ ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
         t->bind[0] = b;
         return b.tc;
     }
-    ss_tcache *tc = NULL;
-    void *me = t;
-    unsigned start = (unsigned)(((uintptr_t)me >> 6) % SS_TC_RECORDS);
-    for (unsigned i = 0; pool->tc_classes && !tc && i < SS_TC_RECORDS; i++) {
-        ss_tcache *r = &pool->tcaches[(start + i) % SS_TC_RECORDS];
-        /* acquire: pairs with the claim below, by this TLS block's
-         * previous thread: adopting its record sees all it wrote. */
-        if (ss_load_acquire(&r->key) == me)
-            tc = r;
-    }
-    for (unsigned i = 0; pool->tc_classes && !tc && i < SS_TC_RECORDS; i++) {
-        ss_tcache *r = &pool->tcaches[(start + i) % SS_TC_RECORDS];
-        void *expect = NULL;
-        /* acq_rel: the claim publishes nothing yet but must be ordered
-         * with the record's later use by an adopter (see above). */
-        if (ss_cas_strong_acq_rel(&r->key, &expect, me))
-            tc = r;
-    }
+    ss_tcache *tc = pool->tc_classes ? rec_claim(pool, t) : NULL;
     t->bind[1] = t->bind[0];
     /* relaxed: see ss_bind_current(). */
     t->bind[0] = (ss_tls_bind){
@@ -136,10 +278,27 @@ static uint32_t charge(sigsafe_pool *pool, size_t bs, uint32_t k)
     return 0;
 }
 
-static void flush_all(sigsafe_pool *pool, ss_tcache *tc)
+/* Flush every bin of this thread's record tc; the blocks given back. */
+static uint32_t flush_all(sigsafe_pool *pool, ss_tcache *tc)
 {
-    for (unsigned c = 0; c < pool->tc_classes; c++)
+    uint32_t blocks = 0;
+    for (unsigned c = 0; c < pool->tc_classes; c++) {
+        blocks += ss_load_relaxed(&tc->bins[c].n); /* relaxed: owner only */
         sigsafe__tc_flush(pool, tc, c, 0);
+    }
+    return blocks;
+}
+
+/* Salvage every record of pool whose owner is known to have vanished;
+ * the blocks given back. */
+static uint32_t reclaim_others(sigsafe_pool *pool, ss_tls *t)
+{
+    int probe = !(pool->flags & SIGSAFE_POOL_NO_SYSCALLS);
+    uint32_t blocks = 0;
+    if (probe)
+        my_ids(pool, t);
+    (void)reclaim_vanished(pool, t, probe, 0, 0, &blocks);
+    return blocks;
 }
 
 uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
@@ -148,8 +307,14 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
     uint32_t want = ss_tc_cap(pool, cls) / 2u;
     uint32_t k = charge(pool, bs, want);
     if (!k) {
-        flush_all(pool, tc); /* give back what this thread holds, retry */
+        /* Give back what this thread holds and what vanished threads left
+         * behind, then retry. */
+        flush_all(pool, tc);
         k = charge(pool, bs, want);
+#if SS_TC_ENABLED
+        if (!k && reclaim_others(pool, &sigsafe__tls))
+            k = charge(pool, bs, want);
+#endif
         if (!k)
             return SS_NIL;
     }
@@ -192,6 +357,17 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
     return ids[0];
 }
 
+/* Link ids[0 .. n-1] of class cls and push them onto its shared list;
+ * n > 0.  The caller has already taken them out of every bin. */
+static void push_ids(sigsafe_pool *pool, unsigned cls, const uint32_t *ids,
+                     uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++)
+        /* relaxed: published by the release CAS of the push. */
+        ss_store_relaxed(ss_link(pool, ids[i - 1]), ids[i]);
+    ss_push_chain(pool, cls, ids[0], ids[n - 1]);
+}
+
 void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc, unsigned cls,
                        uint32_t keep)
 {
@@ -200,29 +376,165 @@ void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc, unsigned cls,
     if (n <= keep)
         return;
     /* The blocks oldest first: g[1 .. n-1], then g[0]. */
-    uint32_t m = n - keep, seq[SS_TC_CAP];
+    uint32_t m = n - keep, seq[SS_TC_CAP], ids[SS_TC_CAP];
     for (uint32_t i = 1; i < n; i++)
         seq[i - 1] = bin->g[i];
     seq[n - 1] = bin->g[0];
-    /* The oldest go back; the most recently freed stay warm. */
-    uint32_t first = ss_grain_id(pool, seq[0]), prev = first;
-    for (uint32_t i = 1; i < m; i++) {
-        uint32_t id = ss_grain_id(pool, seq[i]);
-        /* relaxed: published by the release CAS of the push. */
-        ss_store_relaxed(ss_link(pool, prev), id);
-        prev = id;
-    }
-    ss_push_chain(pool, cls, first, prev);
     /* relaxed: an owner-only count (see ss_tcache).  Counted before n
      * drops, so that a stats call in between never counts the drained
      * blocks as handed out. */
     ss_store_relaxed(&tc->drained, ss_load_relaxed(&tc->drained) + m);
-    /* The kept blocks, newest in g[0], the rest oldest first. */
+    /* The kept blocks, newest in g[0], the rest oldest first; the oldest m
+     * go back, the most recently freed stay warm.  The bin drops them
+     * before they are pushed (the bin discipline, tcache.h). */
     if (keep) {
         bin->g[0] = seq[n - 1];
         for (uint32_t i = 1; i < keep; i++)
             bin->g[i] = seq[m + i - 1];
     }
-    ss_store_relaxed(&bin->n, keep); /* relaxed: owner only */
+    /* release: see ss_bin_push(); and the push's release CAS below keeps
+     * this store before the blocks appear on the shared list. */
+    ss_store_release(&bin->n, keep);
+    for (uint32_t i = 0; i < m; i++)
+        ids[i] = ss_grain_id(pool, seq[i]);
+    push_ids(pool, cls, ids, m);
     ss_budget_give(pool, (size_t)m * ss_class_size(cls));
+}
+
+/*
+ * Salvage: the record's owner may have stopped anywhere in an operation,
+ * so only what the bin discipline guarantees is trusted.  Each of a bin's
+ * first n entries that is in the small area, names a free block of the
+ * bin's class (its state byte) and is not a repeat of an earlier entry is
+ * a block nobody else holds: it goes back to the shared list, and its
+ * charge to the budget with it.  Anything else is dropped: a block a cut
+ * short take already marked live stays charged, so it shows as in use
+ * rather than vanishing.  The bin is emptied before the push, so a
+ * salvage that is itself cut short loses blocks but never lists one
+ * twice.  The record's counts are folded into the pool's.
+ */
+uint32_t sigsafe__tc_salvage(sigsafe_pool *pool, ss_tcache *r)
+{
+    uint32_t grains = (uint32_t)((pool->small_end - pool->small_base) >>
+                                 SS_GRAIN_SHIFT);
+    uint32_t total = 0;
+    for (unsigned c = 0; c < pool->tc_classes; c++) {
+        ss_tc_bin *bin = &r->bins[c];
+        /* relaxed: the record is ours (locked); the acquire of the lock
+         * ordered the previous holder's stores before these loads. */
+        uint32_t n = ss_load_relaxed(&bin->n), ok = 0, ids[SS_TC_CAP];
+        uint32_t gs[SS_TC_CAP];
+        n = n > SS_TC_CAP ? SS_TC_CAP : n;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t g = bin->g[i], j = 0;
+            /* relaxed: a cached block's state is written only by its
+             * holder, which is this record's vanished owner. */
+            if (g >= grains || ss_load_relaxed(&pool->states[ss_state_index(
+                                   g)]) != ss_st_free(c))
+                continue;
+            while (j < ok && gs[j] != g)
+                j++;
+            if (j == ok)
+                gs[ok++] = g;
+        }
+        if (!n)
+            continue;
+        /* release: the bin is empty before its blocks are listed. */
+        ss_store_release(&bin->n, 0);
+        if (!ok)
+            continue;
+        for (uint32_t i = 0; i < ok; i++)
+            ids[i] = ss_grain_id(pool, gs[i]);
+        /* relaxed: the holder's count, as in sigsafe__tc_flush() */
+        ss_store_relaxed(&r->drained, ss_load_relaxed(&r->drained) + ok);
+        push_ids(pool, c, ids, ok);
+        ss_budget_give(pool, (size_t)ok * ss_class_size(c));
+        total += ok;
+    }
+    /* relaxed: counts, exact when quiescent: the record's allocations and
+     * frees move to the pool's counters, the record starts from zero. */
+    uint64_t frees = ss_load_relaxed(&r->frees);
+    uint64_t in = ss_load_relaxed(&r->filled) + frees;
+    uint64_t drained = ss_load_relaxed(&r->drained);
+    uint64_t allocs = ss_load_relaxed(&r->allocs) +
+                      (in > drained ? in - drained : 0);
+    ss_store_relaxed(&r->frees, 0);
+    ss_store_relaxed(&r->allocs, 0);
+    ss_store_relaxed(&r->filled, 0);
+    ss_store_relaxed(&r->drained, 0);
+    ss_add_relaxed(&pool->stats.allocs, allocs);
+    ss_add_relaxed(&pool->stats.frees, frees);
+    return total;
+}
+
+int sigsafe__tc_reclaim(sigsafe_pool *pool)
+{
+#if SS_TC_ENABLED
+    if (!pool->tc_classes)
+        return 0;
+    ss_tls *t = &sigsafe__tls;
+    uint32_t blocks = 0;
+    /* This thread's own cache first, unless a context below holds it. */
+    /* relaxed: this thread's TLS */
+    uint64_t me = ss_load_relaxed(&t->token);
+    if (me && ss_tc_enter(t)) {
+        for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+            ss_tcache *r = &pool->tcaches[i];
+            /* acquire: as in rec_claim() */
+            if (ss_load_acquire(&r->key) == me) {
+                blocks = flush_all(pool, r);
+                break;
+            }
+        }
+        ss_tc_leave(t);
+    }
+    blocks += reclaim_others(pool, t);
+    return blocks != 0;
+#else
+    (void)pool;
+    return 0;
+#endif
+}
+
+void sigsafe__tc_after_fork(void)
+{
+#if SS_TC_ENABLED
+    ss_tls *t = &sigsafe__tls;
+    /* busy kept as it was: fork may have been called by a handler that
+     * interrupted this thread's own cache operation, which goes on. */
+    unsigned char was = ss_load_relaxed(&t->busy); /* relaxed: ours */
+    ss_store_relaxed(&t->busy, 1);
+    ss_signal_fence_seq_cst();
+    uint64_t me = my_token(t);
+    /* relaxed: this thread's TLS; the child has new ids. */
+    if (ss_load_relaxed(&t->tid)) {
+        ss_store_relaxed(&t->pid, (uint32_t)sigsafe__sys_getpid());
+        ss_store_relaxed(&t->tid, (uint32_t)sigsafe__sys_gettid());
+    }
+    /* relaxed: a bound for the scan, as in sigsafe__registry_find(). */
+    uint32_t top = ss_load_relaxed(&sigsafe__registry_top);
+    for (uint32_t p = 0; p < top; p++) {
+        /* acquire: pairs with the registry's release CAS. */
+        sigsafe_pool *pool = ss_load_acquire(&sigsafe__registry[p]);
+        if (!pool || !pool->tc_classes)
+            continue;
+        for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+            ss_tcache *r = &pool->tcaches[i];
+            /* acquire: as in rec_lock() */
+            uint64_t k = ss_load_acquire(&r->key);
+            /* This thread's records, and those it is locking (its own
+             * interrupted claim or salvage), stay as they are; every other
+             * holder is gone, whatever it was doing, even mid-salvage:
+             * salvage is safe to repeat (the bin discipline). */
+            if (!k || (k & ~SS_TC_LOCK) == me)
+                continue;
+            if (!rec_lock(r, k, me))
+                continue;
+            (void)sigsafe__tc_salvage(pool, r);
+            rec_publish(r, t, 0);
+        }
+    }
+    ss_signal_fence_seq_cst();
+    ss_store_relaxed(&t->busy, was);
+#endif
 }

@@ -21,12 +21,32 @@
  * are read only with busy set too: a handler that finds busy clear may
  * rebind them, so reading them first could mix two pools' fields.
  *
- * Records are keyed by the address of the owning thread's TLS block.  A
- * thread that exits leaves its record (and the few free blocks in it)
- * behind; the next thread that gets the same TLS block (glibc reuses the
- * stacks of exited threads) adopts it.  When a pool's table is full, threads
- * without a record use the shared path.  After fork the child's thread keeps
- * its record; the others' blocks wait for adoption.
+ * Records.  Each thread draws a token once (a global counter: tokens are
+ * never reused) and a record it claims is keyed by that token, so a new
+ * thread never mistakes a dead thread's record for its own, even on the
+ * same stack and TLS block.  The record also names its owner's TLS block
+ * and, where system calls are allowed, its thread and process ids.  A
+ * record whose owner vanished -- it exited, it was left behind in a fork
+ * child, or a siglongjmp abandoned an operation on it -- may be torn
+ * (stopped in the middle of an operation), so it is never used as it is:
+ * it is salvaged (sigsafe__tc_salvage()), each cached block checked
+ * against its state byte and duplicates dropped, and the good blocks go
+ * back to the shared lists.  An owner is known to have vanished when
+ *   - a live thread with another token has the record's TLS block (two
+ *     live threads never share one): checked when a thread claims a record;
+ *   - the kernel says its thread id is gone (tgkill with signal 0 answers
+ *     ESRCH; pools that allow system calls): checked when a pool runs
+ *     short of memory or out of free records;
+ *   - a fork child's only thread is another thread (pthread_atfork, when
+ *     the program called a set-up function).
+ * See docs/design.md for why a torn record is safe to salvage.
+ *
+ * Bin discipline (what makes salvage sound).  Every owner operation keeps
+ * this true at each of its steps, in the order its stores become visible:
+ * each of a bin's first n entries names a block that no list, other cache
+ * or caller holds, whose state byte is free (or live, if a take was cut
+ * short: salvage skips it).  So a new entry is written before n grows
+ * (release stores of n), and a flush shrinks n before the shared push.
  *
  * Capacity.  A block is charged to the budget when it leaves the shared
  * lists (into a cache or to the caller) and uncharged when it goes back;
@@ -68,6 +88,9 @@ typedef struct ss_tls_bind {
 typedef struct ss_tls {
     _Atomic unsigned char busy;
     ss_tls_bind bind[2]; /* the two pools used last, most recent first */
+    ss_a64 token;        /* this thread's record key; 0 until drawn */
+    ss_a32 tid;          /* this thread's id, 0 until asked */
+    ss_a32 pid;          /* this process's id when it was asked */
 } ss_tls;
 
 #if SS_TC_ENABLED
@@ -81,6 +104,16 @@ SS_HIDDEN uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc,
                                       unsigned cls);
 SS_HIDDEN void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc,
                                  unsigned cls, uint32_t keep);
+/* Give this pool the blocks of records whose owners vanished (and this
+ * thread's own cached blocks, if a context below does not hold them);
+ * nonzero if any capacity came back.  For a pool short of memory. */
+SS_HIDDEN int sigsafe__tc_reclaim(sigsafe_pool *pool);
+/* Empty record r's bins into the shared lists, trusting nothing in them;
+ * the caller holds r (SS_TC_LOCK).  Returns the blocks given back. */
+SS_HIDDEN uint32_t sigsafe__tc_salvage(sigsafe_pool *pool, ss_tcache *r);
+/* In a fork child: salvage every record of every pool that is not this
+ * thread's.  Registered with pthread_atfork by the set-up side. */
+SS_HIDDEN void sigsafe__tc_after_fork(void);
 /* Size class of a cached request (size <= SS_TC_MAX_SIZE), by table. */
 SS_HIDDEN extern const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1];
 
@@ -147,8 +180,11 @@ SS_INLINE void ss_bin_push(ss_tc_bin *bin, size_t n, uint32_t g)
 {
     bin->g[n] = bin->g[0];
     bin->g[0] = g;
-    /* relaxed: as above. */
-    ss_store_relaxed(&bin->n, (uint32_t)(n + 1));
+    /* release: the entries are written before n counts them (the bin
+     * discipline above), for whoever salvages a record whose owner
+     * stopped here: a handler that siglongjmps, a fork child.  A plain
+     * store on x86-64. */
+    ss_store_release(&bin->n, (uint32_t)(n + 1));
 }
 
 /* Count one operation in a record; only its owner writes it. */

@@ -15,7 +15,9 @@
 # the few libc functions named in `setup_allowed`, each a deliberate
 # decision: installing handlers and alternate stacks (sigaction,
 # sigaltstack, getauxval), keeping errno as it was (__errno_location), and
-# glibc's thread-exit hook, referenced weakly, to free alternate stacks.
+# glibc's thread-exit hook, referenced weakly, to free alternate stacks,
+# and pthread_atfork, so that a fork child salvages the other threads'
+# cache records at once.
 cmake_minimum_required(VERSION 3.21)
 
 foreach(var NM AS_OBJECTS LIBRARY)
@@ -134,7 +136,7 @@ function(check_set label)
 endfunction()
 
 set(setup_allowed sigaction sigaltstack getauxval __errno_location
-    __cxa_thread_atexit_impl __dso_handle)
+    __cxa_thread_atexit_impl __dso_handle pthread_atfork)
 
 set(failed FALSE)
 check_set("sigsafe_as (AS-safe objects)" ${AS_OBJECTS})

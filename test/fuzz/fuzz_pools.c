@@ -47,7 +47,8 @@
 #define FZ_MAX_LIVE 256
 #define FZ_MAX_FREED 64
 #define FZ_MAX_OPS 4096
-#define FZ_MAX_DEPTH 20       /* beyond the library's 16 context slots */
+#define FZ_MAX_DEPTH 68       /* beyond the library's 64 context slots */
+#define FZ_CTX_SLOTS 64
 #define FZ_DEFAULT_CAPACITY ((size_t)256 << 10)
 #define FZ_SMALL_MAX 16384u   /* blocks above this are guarded slots */
 #define FZ_PAGE 4096u
@@ -211,7 +212,7 @@ static long find_live(uintptr_t a)
 /* The pool sigsafe_alloc() uses now. */
 static int current_index(void)
 {
-    if (m.depth == 0 || m.depth > 16 || m.ctx[m.depth - 1] < 0)
+    if (m.depth == 0 || m.depth > FZ_CTX_SLOTS || m.ctx[m.depth - 1] < 0)
         return FZ_DEFAULT;
     return m.ctx[m.depth - 1];
 }
