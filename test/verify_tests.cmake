@@ -18,6 +18,14 @@ target_include_directories(check_corrupt PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 # sigsafe.tcache: the per-thread cache's tables and counts (white-box).
 sigsafe_add_check(tcache LABELS unit TIMEOUT 60 MPROTECT)
 target_include_directories(check_tcache PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+# sigsafe.records: records whose owner vanished (fork, siglongjmp, thread
+# exit on a stack of its own) are salvaged, never trusted (white-box).  The
+# stress variant runs each scenario 10,000 rounds.
+sigsafe_add_check(records LABELS signal TIMEOUT 300)
+target_include_directories(check_records PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+add_test(NAME sigsafe.records.long COMMAND check_records)
+set_tests_properties(sigsafe.records.long PROPERTIES LABELS stress
+    TIMEOUT 1800 ENVIRONMENT "SIGSAFE_RECORD_ROUNDS=10000")
 target_compile_definitions(check_tcache PRIVATE
     $<$<NOT:$<BOOL:${SIGSAFE_CONTEXT_TLS}>>:SIGSAFE_CONTEXT_TLS=0>)
 

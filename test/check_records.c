@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * records: thread-cache records whose owner vanished (white-box: it reads
+ * lib/internal.h and lib/tcache.h).  Three ways a record's owner stops in
+ * the middle of an operation or leaves without giving its blocks back, each
+ * run for SIGSAFE_RECORD_ROUNDS rounds (default 200; the stress label runs
+ * 10,000):
+ *   - fork while another thread is inside a cache operation: the child's
+ *     new threads (on the dead thread's stack and TLS block) and its main
+ *     thread allocate, and no block is handed out twice;
+ *   - siglongjmp out of a handler that interrupted a cache operation (the
+ *     handler checks the busy byte, so every round really cuts one short),
+ *     then thread exit and a new thread on the same TLS block: no block
+ *     twice;
+ *   - threads on stacks of their own (pthread_attr_setstack, never reused)
+ *     that free everything and exit: afterwards bytes_in_use is 0 and the
+ *     whole capacity can be allocated again.
+ * And the salvage itself on a record built by hand: duplicates, live
+ * blocks, blocks of another class and out-of-range entries are dropped;
+ * every good block comes back exactly once.
+ */
+#include "support.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "tcache.h"
+
+static unsigned rounds(void)
+{
+    const char *e = getenv("SIGSAFE_RECORD_ROUNDS");
+    long n = e ? strtol(e, NULL, 10) : 0;
+    return n > 0 ? (unsigned)n : 200u;
+}
+
+static sigsafe_pool *make_pool(const char *name, size_t capacity)
+{
+    sigsafe_pool *pool = NULL;
+    sigsafe_pool_config cfg = {.name = name, .capacity = capacity};
+    ck_assert_int_eq(sigsafe_pool_create(&cfg, &pool), 0);
+    return pool;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* n blocks of `size` bytes from pool: 0 if all are distinct and none
+ * overlaps another, else 1.  The blocks are freed again. */
+static int alloc_distinct(sigsafe_pool *pool, size_t size, unsigned n)
+{
+    uintptr_t p[256];
+    unsigned got = 0;
+    for (unsigned i = 0; i < n && i < 256; i++) {
+        void *b = sigsafe_pool_alloc(pool, size);
+        if (b) {
+            memset(b, (int)i, size);
+            p[got++] = (uintptr_t)b;
+        }
+    }
+    uintptr_t s[256];
+    memcpy(s, p, got * sizeof *p);
+    qsort(s, got, sizeof *s, cmp_ptr);
+    int bad = 0;
+    for (unsigned i = 1; i < got; i++)
+        if (s[i] < s[i - 1] + size)
+            bad = 1;
+    for (unsigned i = 0; i < got; i++)
+        sigsafe_free((void *)p[i]);
+    return bad;
+}
+
+/* ------------------------------------------------ fork mid-operation */
+
+static sigsafe_pool *fk_pool;
+static atomic_int fk_stop;
+
+static void *hammer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&fk_stop, memory_order_relaxed)) {
+        void *a = sigsafe_pool_alloc(fk_pool, 16);
+        void *b = sigsafe_pool_alloc(fk_pool, 16);
+        sigsafe_free(a);
+        sigsafe_free(b);
+    }
+    return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+    *(int *)arg = alloc_distinct(fk_pool, 16, 64) ||
+                  alloc_distinct(fk_pool, 48, 64);
+    return NULL;
+}
+
+START_TEST(fork_mid_operation)
+{
+    fk_pool = make_pool("rec-fork", 4 * ST_MIB);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hammer, NULL), 0);
+    unsigned n = rounds(), bad = 0;
+    for (unsigned r = 0; r < n; r++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            /* The hammer's record was salvaged at fork (or will be when
+             * the new thread meets its TLS block): nothing twice. */
+            int dup = 0;
+            pthread_t c;
+            if (pthread_create(&c, NULL, child_thread, &dup) != 0)
+                _exit(3);
+            pthread_join(c, NULL);
+            if (dup || alloc_distinct(fk_pool, 16, 64))
+                _exit(1);
+            /* What the hammer held live or in flight at the fork stays
+             * charged; nothing more. */
+            sigsafe_stats s;
+            sigsafe_pool_stats(fk_pool, &s);
+            _exit(s.bytes_in_use <= 16 * 16 ? 0 : 2);
+        }
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad++;
+    }
+    atomic_store(&fk_stop, 1);
+    pthread_join(t, NULL);
+    printf("fork_mid_operation: %u rounds, %u bad\n", n, bad);
+    ck_assert_uint_eq(bad, 0);
+}
+END_TEST
+
+/* ------------------------------------------ siglongjmp mid-operation */
+
+static sigsafe_pool *lj_pool;
+static sigjmp_buf lj_env;
+static atomic_int lj_cut; /* the worker was cut short inside the cache */
+
+static void lj_handler(int signo)
+{
+    (void)signo;
+    /* relaxed: this thread's own busy byte. */
+    if (atomic_load_explicit(&sigsafe__tls.busy, memory_order_relaxed)) {
+        atomic_store(&lj_cut, 1);
+        siglongjmp(lj_env, 1);
+    }
+}
+
+static void *lj_worker(void *arg)
+{
+    (void)arg;
+    if (sigsetjmp(lj_env, 1) == 0) {
+        for (unsigned i = 0; !atomic_load(&lj_cut); i++) {
+            void *a = sigsafe_pool_alloc(lj_pool, 16 + 16 * (i % 4));
+            void *b = sigsafe_pool_alloc(lj_pool, 16);
+            sigsafe_free(b);
+            sigsafe_free(a);
+        }
+    }
+    return NULL; /* busy stays set: this thread's cache is off for good */
+}
+
+static void *lj_next(void *arg)
+{
+    *(int *)arg = alloc_distinct(lj_pool, 16, 64) ||
+                  alloc_distinct(lj_pool, 32, 64) ||
+                  alloc_distinct(lj_pool, 48, 64) ||
+                  alloc_distinct(lj_pool, 64, 64);
+    return NULL;
+}
+
+START_TEST(longjmp_mid_operation)
+{
+    lj_pool = make_pool("rec-longjmp", 4 * ST_MIB);
+    struct sigaction sa = {.sa_handler = lj_handler};
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    unsigned n = rounds(), bad = 0;
+    for (unsigned r = 0; r < n; r++) {
+        atomic_store(&lj_cut, 0);
+        pthread_t w, x;
+        ck_assert_int_eq(pthread_create(&w, NULL, lj_worker, NULL), 0);
+        while (!atomic_load(&lj_cut)) {
+            pthread_kill(w, SIGUSR1);
+            for (volatile int spin = 0; spin < 200; spin++)
+                ;
+        }
+        pthread_join(w, NULL);
+        /* The next thread gets w's stack and TLS block. */
+        int dup = 0;
+        ck_assert_int_eq(pthread_create(&x, NULL, lj_next, &dup), 0);
+        pthread_join(x, NULL);
+        bad += dup != 0;
+    }
+    /* Every round leaves at most a cut-short operation's blocks charged. */
+    sigsafe_stats s = st_stats(lj_pool);
+    printf("longjmp_mid_operation: %u rounds, %u with a block twice, "
+           "%zu bytes left charged\n", n, bad, s.bytes_in_use);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_uint_le(s.bytes_in_use, (size_t)n * 8 * 64);
+}
+END_TEST
+
+/* -------------------------------------------- threads on own stacks */
+
+#define OWN_STACK (64 * 1024)
+static sigsafe_pool *os_pool;
+
+static void *os_worker(void *arg)
+{
+    (void)arg;
+    void *keep[64];
+    for (int k = 0; k < 64; k++)
+        keep[k] = sigsafe_pool_alloc(os_pool, (size_t)(k % 16) * 64 + 16);
+    for (int k = 0; k < 64; k++)
+        sigsafe_free(keep[k]);
+    return NULL;
+}
+
+START_TEST(own_stack_threads)
+{
+    size_t capacity = ST_MIB;
+    os_pool = make_pool("rec-stacks", capacity);
+    unsigned n = rounds() < 1000 ? 1000 : rounds();
+    /* Stacks are never reused: each thread has memory of its own, kept
+     * until the end, so no thread meets a dead one's TLS block. */
+    char *stacks = malloc((size_t)n * OWN_STACK);
+    ck_assert_ptr_nonnull(stacks);
+    for (unsigned i = 0; i < n; i++) {
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstack(&at, stacks + (size_t)i * OWN_STACK, OWN_STACK);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, &at, os_worker, NULL), 0);
+        pthread_join(t, NULL);
+        pthread_attr_destroy(&at);
+    }
+    ck_assert_uint_eq(st_stats(os_pool).bytes_in_use, 0);
+    /* A block of half the capacity, then the whole capacity in 16-byte
+     * blocks. */
+    void *half = sigsafe_pool_alloc(os_pool, capacity / 2);
+    ck_assert_ptr_nonnull(half);
+    sigsafe_free(half);
+    size_t max = capacity / 16, got = 0;
+    void **all = malloc(max * sizeof *all);
+    while (got < max && (all[got] = sigsafe_pool_alloc(os_pool, 16)) != NULL)
+        got++;
+    printf("own_stack_threads: %u threads; then %zu of %zu bytes served\n",
+           n, got * 16, capacity);
+    ck_assert_uint_eq(got * 16, capacity);
+    for (size_t i = 0; i < got; i++)
+        sigsafe_free(all[i]);
+    ck_assert_uint_eq(st_stats(os_pool).bytes_in_use, 0);
+    free(all);
+    free(stacks);
+}
+END_TEST
+
+/* ------------------------------------------------ salvage by hand */
+
+START_TEST(salvage_trusts_nothing)
+{
+    sigsafe_pool *pool = make_pool("rec-salvage", 4 * ST_MIB);
+    /* A record nobody holds, locked as a salvager would. */
+    ss_tcache *r = NULL;
+    for (unsigned i = 0; i < SS_TC_RECORDS && !r; i++)
+        if (atomic_load(&pool->tcaches[i].key) == 0)
+            r = &pool->tcaches[i];
+    ck_assert_ptr_nonnull(r);
+    atomic_store(&r->key, SS_TC_LOCK | 0x5eedu);
+    /* Class 0 (16 B): six live blocks; four turned
+     * "free and cached" by hand, one left live, one of them listed twice,
+     * plus an out-of-range entry.  Class 1 (32 B): a 16-byte block's grain
+     * (wrong class). */
+    void *b[6];
+    for (int i = 0; i < 6; i++) {
+        b[i] = sigsafe_pool_alloc(pool, 16);
+        ck_assert_ptr_nonnull(b[i]);
+    }
+    uint32_t g[6];
+    for (int i = 0; i < 6; i++) {
+        g[i] = (uint32_t)(((uintptr_t)b[i] - pool->small_base) >> 4);
+        if (i < 4 || i == 5)
+            atomic_store(&pool->states[ss_state_index(g[i])], ss_st_free(0));
+    }
+    uint64_t before = st_stats(pool).bytes_in_use;
+    ss_tc_bin *bin = &r->bins[0];
+    uint32_t e[] = {g[0], g[1], g[1], g[2], g[3], g[4], 0xfffffff0u};
+    for (unsigned i = 0; i < 7; i++)
+        bin->g[i] = e[i];
+    atomic_store(&bin->n, 7);
+    r->bins[1].g[0] = g[5];
+    atomic_store(&r->bins[1].n, 1);
+    ck_assert_uint_eq(sigsafe__tc_salvage(pool, r), 4);
+    ck_assert_uint_eq(atomic_load(&bin->n), 0);
+    ck_assert_uint_eq(atomic_load(&r->bins[1].n), 0);
+    atomic_store(&r->key, 0);
+    /* The four came back once each: 64 allocations never repeat one. */
+    ck_assert_uint_eq(before - st_stats(pool).bytes_in_use, 4 * 16);
+    ck_assert_int_eq(alloc_distinct(pool, 16, 64), 0);
+    /* b[4] is still live and b[5] never came back: both stay charged. */
+    sigsafe_free(b[4]);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 16);
+}
+END_TEST
+
+static Suite *records_suite(void)
+{
+    Suite *s = suite_create("records");
+    TCase *tc = tcase_create("vanished");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, salvage_trusts_nothing);
+    tcase_add_test(tc, fork_mid_operation);
+    tcase_add_test(tc, longjmp_mid_operation);
+    tcase_add_test(tc, own_stack_threads);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return st_run_suite(records_suite());
+}
