@@ -48,6 +48,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal.h"
+#include "tcache.h"
+
 #if defined(__x86_64__) || defined(__aarch64__)
 #define EI_SUPPORTED 1
 #else
@@ -66,6 +69,7 @@
 
 /* Shared with the parent by address (fork without exec). */
 static sigsafe_pool *pool;
+static sigsafe_pool *pool2; /* the script's alone: record takeover */
 static sigsafe_pool *defpool;
 static struct {
     volatile int armed;      /* the script runs: inject */
@@ -379,6 +383,40 @@ static void script(void)
         for (int i = 0; i < 4; i++)
             give(nlive - 1);
     }
+    /* Record takeover, in a pool of its own (the handler never uses it,
+     * so it cannot take the record over first at full speed): this
+     * thread's record there, with blocks in its bins, made to look like
+     * one a vanished thread left on this TLS block (a token that is not
+     * ours) and unbound from TLS.  The next allocation takes it over and
+     * salvages it, stepped: handlers land in the claim and the salvage. */
+    void *q[7];
+    for (int i = 0; i < 6; i++)
+        q[i] = sigsafe_pool_alloc(pool2, 48);
+    for (int i = 0; i < 6; i++)
+        sigsafe_free(q[i]);
+    uint64_t me = atomic_load(&sigsafe__tls.token);
+    for (unsigned i = 0; me && i < SS_TC_RECORDS; i++) {
+        uint64_t k = me;
+        if (atomic_compare_exchange_strong(&pool2->tcaches[i].key, &k,
+                                           me + 1000000))
+            break;
+    }
+    sigsafe__tls.bind[0].pool = NULL;
+    sigsafe__tls.bind[1].pool = NULL;
+    for (int i = 0; i < 7; i++)
+        q[i] = sigsafe_pool_alloc(pool2, 48);
+    int forged = 0, mine = 0, twice = 0;
+    for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+        uint64_t k = atomic_load(&pool2->tcaches[i].key);
+        forged += k == me + 1000000;
+        mine += k == me;
+    }
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < i; j++)
+            twice += !q[i] || q[i] == q[j];
+    SCRIPT_CHECK(me && !forged && mine == 1 && !twice, 31);
+    for (int i = 0; i < 7; i++)
+        sigsafe_free(q[i]);
     /* Large blocks: carve a slot, free it, reuse it. */
     take(20000, 0);
     take(40000, 0);
@@ -508,6 +546,9 @@ static void child_main(void)
         _exit(EXIT_NO_PTRACE);
     sigsafe_pool_config cfg = {.name = "everyinsn", .capacity = 8 * ST_MIB};
     if (sigsafe_pool_create(&cfg, &pool) != 0)
+        _exit(2);
+    sigsafe_pool_config cfg2 = {.name = "everyinsn-2", .capacity = 2 * ST_MIB};
+    if (sigsafe_pool_create(&cfg2, &pool2) != 0)
         _exit(2);
     defpool = sigsafe_default_pool();
     if (!defpool)
