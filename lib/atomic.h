@@ -31,6 +31,8 @@ typedef _Atomic(void *) ss_aptr;
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define ss_sub_relaxed(p, v) \
     atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
+#define ss_sub_release(p, v) \
+    atomic_fetch_sub_explicit((p), (v), memory_order_release)
 #define ss_xchg_relaxed(p, v) \
     atomic_exchange_explicit((p), (v), memory_order_relaxed)
 /* On failure the expected value is reloaded with the second order. */
@@ -55,7 +57,16 @@ typedef _Atomic(void *) ss_aptr;
                                             memory_order_acq_rel,          \
                                             memory_order_acquire)
 #define ss_signal_fence_seq_cst() atomic_signal_fence(memory_order_seq_cst)
-#define ss_fence_acquire() atomic_thread_fence(memory_order_acquire)
-#define ss_fence_release() atomic_thread_fence(memory_order_release)
+/* No thread fences: ThreadSanitizer cannot model them.  Where a fence
+ * would do, the accesses themselves carry the order. */
+/* seq_cst, for the one Dekker-style handshake (pool destroy against an
+ * exiting thread's scan of the registry). */
+#define ss_load_seq_cst(p) atomic_load_explicit((p), memory_order_seq_cst)
+#define ss_add_seq_cst(p, v) \
+    atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define ss_cas_strong_seq_cst(p, e, d)                                      \
+    atomic_compare_exchange_strong_explicit((p), (e), (d),                 \
+                                            memory_order_seq_cst,          \
+                                            memory_order_seq_cst)
 
 #endif /* SS_ATOMIC_H */

@@ -330,6 +330,9 @@ SS_HIDDEN int sigsafe__config_check(const sigsafe_pool_config *cfg);
 SS_HIDDEN void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s);
 SS_HIDDEN int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s);
 SS_HIDDEN extern int sigsafe__guard_force_mprotect; /* tests only */
+/* pool.c (set-up only): fork and thread-exit hooks for the calling
+ * thread (see tcache.h). */
+SS_HIDDEN void sigsafe__watch_thread(void);
 
 /* tcache.c: turn on thread caches for a pool being built, and size them. */
 SS_HIDDEN void sigsafe__tc_plan(sigsafe_pool *pool);

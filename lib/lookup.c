@@ -44,8 +44,13 @@ int sigsafe__registry_add(sigsafe_pool *pool)
 
 void sigsafe__registry_remove(sigsafe_pool *pool)
 {
-    /* release: orders the pool's last uses before its slot is freed. */
-    ss_store_release(&sigsafe__registry[pool->registry_slot], NULL);
+    void *expect = pool;
+    /* seq_cst: orders the pool's last uses before its slot is freed
+     * (release), and takes part in the handshake with exiting threads
+     * (sigsafe_pool_destroy()).  A CAS, so that removing twice never
+     * unlists a pool added since. */
+    (void)ss_cas_strong_seq_cst(&sigsafe__registry[pool->registry_slot],
+                                &expect, NULL);
 }
 
 

@@ -2,25 +2,51 @@
 /*
  * Set-up (not AS-safe): sigsafe_init, pool create/destroy, the report fd.
  */
+#include <errno.h>
 #include <pthread.h>
 
 #include "internal.h"
+#include "sys.h"
 #include "tcache.h"
 
 /*
- * In a fork child, the other threads' cache records are salvaged at once
- * (sigsafe__tc_after_fork()).  Registered by the first set-up call: a
- * program that never makes one still gets those records back lazily (see
+ * Threads and forks.  In a fork child, the other threads' cache records
+ * are salvaged at once (sigsafe__tc_after_fork()).  A thread that made a
+ * set-up call gives its cached blocks back when it exits: a pthread key's
+ * destructor runs sigsafe__tc_thread_exit().  Both are registered by the
+ * set-up calls (none is AS-safe).  Records of threads that never made
+ * one come back when a new thread meets their TLS block, in a fork child,
+ * or when a pool runs short and the kernel says their thread is gone (see
  * tcache.h).
  */
-static void watch_forks(void)
+#if SS_TC_ENABLED
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static int exit_key_ok;
+
+static void at_thread_exit(void *unused)
+{
+    (void)unused;
+    sigsafe__tc_thread_exit(); /* touches no errno */
+}
+
+static void watch_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, sigsafe__tc_after_fork);
+    exit_key_ok = pthread_key_create(&exit_key, at_thread_exit) == 0;
+}
+#endif
+
+/* Called by every set-up function, on the thread that calls it. */
+void sigsafe__watch_thread(void)
 {
 #if SS_TC_ENABLED
-    static ss_aint registered;
-    int expect = 0;
-    /* relaxed: only decides who registers; pthread_atfork orders itself. */
-    if (ss_cas_strong_relaxed(&registered, &expect, 1))
-        (void)pthread_atfork(NULL, NULL, sigsafe__tc_after_fork);
+    int saved = errno;
+    (void)pthread_once(&exit_once, watch_init);
+    /* Any non-NULL value: the destructor runs only for those. */
+    if (exit_key_ok && !pthread_getspecific(exit_key))
+        (void)pthread_setspecific(exit_key, &exit_key);
+    errno = saved;
 #endif
 }
 
@@ -29,7 +55,7 @@ int sigsafe_init(const sigsafe_pool_config *default_pool)
     int err = sigsafe__config_check(default_pool);
     if (err)
         return err;
-    watch_forks();
+    sigsafe__watch_thread();
     if (sigsafe__default_peek())
         return 0; /* created earlier: kept */
     sigsafe_pool *pool;
@@ -48,7 +74,7 @@ int sigsafe_pool_create(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     int err = sigsafe__pool_build(cfg, &pool);
     if (err)
         return err;
-    watch_forks();
+    sigsafe__watch_thread();
     *out = pool;
     return 0;
 }
@@ -65,6 +91,17 @@ void sigsafe_pool_destroy(sigsafe_pool *pool)
         /* acq_rel: as the release store in sigsafe_bind_signal(). */
         (void)ss_cas_strong_acq_rel(&sigsafe__bound[s], &expect, NULL);
     }
+    /* A thread exiting now may be scanning this pool for its records
+     * (sigsafe__tc_thread_exit()): unlist the pool, then wait until no
+     * scan that could still see it is running.  seq_cst: the removal and
+     * this load, and the exiting thread's count and registry loads, are
+     * in one total order, so either we see it counted or it sees the pool
+     * gone; and the load acquires its release decrement. */
+    sigsafe__registry_remove(pool);
+#if SS_TC_ENABLED
+    while (ss_load_seq_cst(&sigsafe__tc_exiting))
+        (void)sigsafe__sys_sched_yield();
+#endif
     sigsafe__pool_unmap(pool);
 }
 

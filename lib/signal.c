@@ -46,6 +46,7 @@ static int pools_ready(void)
 
 int sigsafe_bind_signal(int signo, sigsafe_pool *pool)
 {
+    sigsafe__watch_thread();
     if (!signo_ok(signo) || (pool && !sigsafe__pool_valid(pool)))
         return EINVAL;
     int saved = errno, err = pools_ready();
@@ -70,6 +71,7 @@ int sigsafe_sigaction(int signo, const struct sigaction *act,
     if (!signo_ok(signo) ||
         (act && (signo == SIGKILL || signo == SIGSTOP)))
         return EINVAL;
+    sigsafe__watch_thread();
     int saved = errno, err = 0;
     struct sigaction cur;
     if (sigaction(signo, NULL, &cur) != 0) {
@@ -175,6 +177,7 @@ int sigsafe_altstack_uninstall(void)
 
 int sigsafe_altstack_install(size_t size)
 {
+    sigsafe__watch_thread();
     if (size > ((size_t)1 << 30))
         return EINVAL;
     int saved = errno, err = 0;

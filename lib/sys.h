@@ -37,5 +37,6 @@ SS_HIDDEN long sigsafe__sys_gettid(void);
 SS_HIDDEN long sigsafe__sys_getpid(void);
 /* sig 0: only asks whether thread tid of process pid exists (-ESRCH if not). */
 SS_HIDDEN long sigsafe__sys_tgkill(long pid, long tid, int sig);
+SS_HIDDEN long sigsafe__sys_sched_yield(void);
 
 #endif /* SS_SYS_H */

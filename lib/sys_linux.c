@@ -99,3 +99,8 @@ long sigsafe__sys_tgkill(long pid, long tid, int sig)
 {
     return sigsafe__sys_call6(SYS_tgkill, pid, tid, sig, 0, 0, 0);
 }
+
+long sigsafe__sys_sched_yield(void)
+{
+    return sigsafe__sys_call6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+}

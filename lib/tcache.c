@@ -80,10 +80,13 @@ static void my_ids(const sigsafe_pool *pool, ss_tls *t)
  * SS_TC_LOCK | token), then hand r to key `to` (the token, or 0). */
 static void rec_publish(ss_tcache *r, ss_tls *t, uint64_t to)
 {
-    /* relaxed: read back only between two loads of the key (rec_owner). */
-    ss_store_relaxed(&r->tls, (void *)t);
-    ss_store_relaxed(&r->tid, ss_load_relaxed(&t->tid));
-    ss_store_relaxed(&r->pid, ss_load_relaxed(&t->pid));
+    /* release: whoever reads one of these (acquire, in rec_owner()) then
+     * sees the key as our lock or later, never as it was before, so its
+     * sequence check fails. */
+    ss_store_release(&r->tls, (void *)t);
+    /* relaxed: this thread's own TLS */
+    ss_store_release(&r->tid, ss_load_relaxed(&t->tid));
+    ss_store_release(&r->pid, ss_load_relaxed(&t->pid));
     /* release: publishes the identity and the emptied bins; pairs with the
      * acquire loads of the key in rec_owner() and sigsafe__tc_bind(). */
     ss_store_release(&r->key, to);
@@ -94,12 +97,9 @@ static void rec_publish(ss_tcache *r, ss_tls *t, uint64_t to)
 static int rec_lock(ss_tcache *r, uint64_t k, uint64_t me)
 {
     /* acq_rel: acquire sees the bins and counts as the previous holder
-     * left them; the release fence after it keeps our identity stores
-     * after the lock for readers (rec_owner's sequence check). */
-    if (!ss_cas_strong_acq_rel(&r->key, &k, SS_TC_LOCK | me))
-        return 0;
-    ss_fence_release();
-    return 1;
+     * left them; the identity stores that follow are release stores (see
+     * rec_publish()), so a reader that sees one sees this lock too. */
+    return ss_cas_strong_acq_rel(&r->key, &k, SS_TC_LOCK | me);
 }
 
 typedef struct ss_owner {
@@ -116,15 +116,15 @@ static int rec_owner(ss_tcache *r, ss_owner *o)
     o->key = ss_load_acquire(&r->key);
     if (!o->key || (o->key & SS_TC_LOCK))
         return 0;
-    /* relaxed: validated by the second load of the key below. */
-    o->tls = ss_load_relaxed(&r->tls);
-    o->tid = ss_load_relaxed(&r->tid);
-    o->pid = ss_load_relaxed(&r->pid);
-    /* acquire fence: the reads above happen before the key's reload, so
-     * an unchanged key (keys never repeat) means no writer touched them;
-     * pairs with the release fence in rec_lock(). */
-    ss_fence_acquire();
-    return ss_load_relaxed(&r->key) == o->key; /* relaxed: see the fence */
+    /* acquire: pairs with the release stores in rec_publish(): a value
+     * written by a later holder makes the key's reload below see that
+     * holder's lock, so an unchanged key (keys never repeat) means these
+     * are the owner's own. */
+    o->tls = ss_load_acquire(&r->tls);
+    o->tid = ss_load_acquire(&r->tid);
+    o->pid = ss_load_acquire(&r->pid);
+    /* relaxed: ordered after the loads above by their acquire. */
+    return ss_load_relaxed(&r->key) == o->key;
 }
 
 /*
@@ -496,6 +496,36 @@ int sigsafe__tc_reclaim(sigsafe_pool *pool)
 #endif
 }
 
+#if SS_TC_ENABLED
+/*
+ * Salvage, in every pool, the records that `mine` selects: those of token
+ * `me` (its own and any claim of it that was cut short) when mine is 1,
+ * every other held record when it is 0; each is left free.
+ */
+static void salvage_held(ss_tls *t, uint64_t me, int mine)
+{
+    /* relaxed: a bound for the scan, as in sigsafe__registry_find(). */
+    uint32_t top = ss_load_relaxed(&sigsafe__registry_top);
+    for (uint32_t p = 0; p < top; p++) {
+        /* seq_cst: acquire pairs with the registry's release CAS; seq_cst
+         * for the exit hook's handshake with pool destroy (above). */
+        sigsafe_pool *pool = ss_load_seq_cst(&sigsafe__registry[p]);
+        if (!pool || !pool->tc_classes)
+            continue;
+        for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+            ss_tcache *r = &pool->tcaches[i];
+            /* acquire: as in rec_lock() */
+            uint64_t k = ss_load_acquire(&r->key);
+            if (!k || ((k & ~SS_TC_LOCK) == me) != mine ||
+                !rec_lock(r, k, me))
+                continue;
+            (void)sigsafe__tc_salvage(pool, r);
+            rec_publish(r, t, 0);
+        }
+    }
+}
+#endif
+
 void sigsafe__tc_after_fork(void)
 {
 #if SS_TC_ENABLED
@@ -511,30 +541,44 @@ void sigsafe__tc_after_fork(void)
         ss_store_relaxed(&t->pid, (uint32_t)sigsafe__sys_getpid());
         ss_store_relaxed(&t->tid, (uint32_t)sigsafe__sys_gettid());
     }
-    /* relaxed: a bound for the scan, as in sigsafe__registry_find(). */
-    uint32_t top = ss_load_relaxed(&sigsafe__registry_top);
-    for (uint32_t p = 0; p < top; p++) {
-        /* acquire: pairs with the registry's release CAS. */
-        sigsafe_pool *pool = ss_load_acquire(&sigsafe__registry[p]);
-        if (!pool || !pool->tc_classes)
-            continue;
-        for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-            ss_tcache *r = &pool->tcaches[i];
-            /* acquire: as in rec_lock() */
-            uint64_t k = ss_load_acquire(&r->key);
-            /* This thread's records, and those it is locking (its own
-             * interrupted claim or salvage), stay as they are; every other
-             * holder is gone, whatever it was doing, even mid-salvage:
-             * salvage is safe to repeat (the bin discipline). */
-            if (!k || (k & ~SS_TC_LOCK) == me)
-                continue;
-            if (!rec_lock(r, k, me))
-                continue;
-            (void)sigsafe__tc_salvage(pool, r);
-            rec_publish(r, t, 0);
-        }
-    }
+    /* Threads that were exiting in the parent are not here: a destroy in
+     * the child must not wait for them.  relaxed: one thread now. */
+    ss_store_relaxed(&sigsafe__tc_exiting, 0);
+    /* This thread's records, and those it is locking (its own interrupted
+     * claim or salvage), stay as they are; every other holder is gone,
+     * whatever it was doing, even mid-salvage: salvage is safe to repeat
+     * (the bin discipline). */
+    salvage_held(t, me, 0);
     ss_signal_fence_seq_cst();
     ss_store_relaxed(&t->busy, was);
+#endif
+}
+
+ss_a32 sigsafe__tc_exiting;
+
+void sigsafe__tc_thread_exit(void)
+{
+#if SS_TC_ENABLED
+    ss_tls *t = &sigsafe__tls;
+    /* busy for good: a handler that lands from here on, and any use of
+     * sigsafe later in this thread's exit, takes the shared path; the
+     * records are released below and must not be bound again. */
+    ss_store_relaxed(&t->busy, 1); /* relaxed: this thread's own byte */
+    ss_signal_fence_seq_cst();
+    /* relaxed: this thread's TLS */
+    uint64_t me = ss_load_relaxed(&t->token);
+    if (!me)
+        return; /* it never claimed a record */
+    /* seq_cst, with the registry loads of the scan: in one total order
+     * with sigsafe_pool_destroy()'s removal and its load of this count,
+     * so either the destroy sees this thread counted and waits, or the
+     * scan no longer finds the pool. */
+    ss_add_seq_cst(&sigsafe__tc_exiting, 1);
+    /* Salvage rather than flush: a siglongjmp may have left the record
+     * torn (busy was set when the thread left its operation). */
+    salvage_held(t, me, 1);
+    /* release: the scan's reads of the pools are done before a destroy
+     * that sees the count drop unmaps one. */
+    ss_sub_release(&sigsafe__tc_exiting, 1);
 #endif
 }

@@ -38,7 +38,9 @@
  *     ESRCH; pools that allow system calls): checked when a pool runs
  *     short of memory or out of free records;
  *   - a fork child's only thread is another thread (pthread_atfork, when
- *     the program called a set-up function).
+ *     the program called a set-up function);
+ *   - the owner itself says so at its exit (a pthread key destructor on
+ *     each thread that made a set-up call: sigsafe__tc_thread_exit()).
  * See docs/design.md for why a torn record is safe to salvage.
  *
  * Bin discipline (what makes salvage sound).  Every owner operation keeps
@@ -114,6 +116,13 @@ SS_HIDDEN uint32_t sigsafe__tc_salvage(sigsafe_pool *pool, ss_tcache *r);
 /* In a fork child: salvage every record of every pool that is not this
  * thread's.  Registered with pthread_atfork by the set-up side. */
 SS_HIDDEN void sigsafe__tc_after_fork(void);
+/* At this thread's exit (a pthread key's destructor, armed by the set-up
+ * functions): salvage this thread's records in every pool, and keep its
+ * cache off from now on. */
+SS_HIDDEN void sigsafe__tc_thread_exit(void);
+/* Threads inside sigsafe__tc_thread_exit() now; a pool destroy waits for
+ * 0 after unlisting the pool (pool.c). */
+SS_HIDDEN extern ss_a32 sigsafe__tc_exiting;
 /* Size class of a cached request (size <= SS_TC_MAX_SIZE), by table. */
 SS_HIDDEN extern const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1];
 

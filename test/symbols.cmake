@@ -16,8 +16,9 @@
 # decision: installing handlers and alternate stacks (sigaction,
 # sigaltstack, getauxval), keeping errno as it was (__errno_location), and
 # glibc's thread-exit hook, referenced weakly, to free alternate stacks,
-# and pthread_atfork, so that a fork child salvages the other threads'
-# cache records at once.
+# pthread_atfork, so that a fork child salvages the other threads'
+# cache records at once, and a pthread key (once, create, get, set) whose
+# destructor gives a thread's cached blocks back when it exits.
 cmake_minimum_required(VERSION 3.21)
 
 foreach(var NM AS_OBJECTS LIBRARY)
@@ -136,7 +137,8 @@ function(check_set label)
 endfunction()
 
 set(setup_allowed sigaction sigaltstack getauxval __errno_location
-    __cxa_thread_atexit_impl __dso_handle pthread_atfork)
+    __cxa_thread_atexit_impl __dso_handle pthread_atfork pthread_once
+    pthread_key_create pthread_getspecific pthread_setspecific)
 
 set(failed FALSE)
 check_set("sigsafe_as (AS-safe objects)" ${AS_OBJECTS})
