@@ -483,6 +483,34 @@ static void script(void)
     /* Leave some blocks live for the final checks; free the rest. */
     while (nlive > 6)
         give(0);
+    /* A vanished thread's record salvaged as in a fork child, then this
+     * thread's own records given back as its exit hook does (its cache
+     * is off from here on, so the rest takes the shared path): stepped
+     * like everything else. */
+    void *v[6];
+    for (int i = 0; i < 6; i++)
+        v[i] = sigsafe_pool_alloc(pool2, 64);
+    for (int i = 0; i < 6; i++)
+        sigsafe_free(v[i]);
+    for (unsigned i = 0; me && i < SS_TC_RECORDS; i++) {
+        uint64_t k = me;
+        if (atomic_compare_exchange_strong(&pool2->tcaches[i].key, &k,
+                                           me + 2000000))
+            break;
+    }
+    sigsafe__tls.bind[0].pool = NULL;
+    sigsafe__tls.bind[1].pool = NULL;
+    sigsafe__tc_after_fork();
+    int left = 0;
+    for (unsigned i = 0; i < SS_TC_RECORDS; i++)
+        left += atomic_load(&pool2->tcaches[i].key) == me + 2000000;
+    SCRIPT_CHECK(left == 0, 32);
+    sigsafe__tc_thread_exit();
+    for (unsigned i = 0; i < SS_TC_RECORDS; i++)
+        left += atomic_load(&pool->tcaches[i].key) == me ||
+                atomic_load(&pool2->tcaches[i].key) == me;
+    SCRIPT_CHECK(left == 0, 33);
+    take(48, 0); /* the shared path now */
 }
 
 /* After the script (not stepped): the blocks and the statistics. */
