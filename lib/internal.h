@@ -4,10 +4,12 @@
  *
  * Glossary
  *   page     4096 bytes; the unit of guard pages.
- *   span     64 KiB of the small area (more in big pools with mprotect
- *            guards): its last page is a guard page, the rest holds blocks
- *            of one small size class, packed against the guard
- *            (right-aligned) so the last block ends at the guard.
+ *   span     64 KiB of the small area (more in very big pools), holding
+ *            blocks of one small size class packed against its end
+ *            (right-aligned).
+ *   zone     a run of spans followed by a guard slot (a span's worth of
+ *            PROT_NONE address); carved from the top down, so the first
+ *            span carved in a zone ends at the guard.
  *   slot     one block of a large class (> 16 KiB): a page-multiple region
  *            followed by its own guard page.  A slot has a span header too
  *            (with one block), so small and large blocks share one code path.
@@ -18,8 +20,10 @@
  *            live block.  It is bytes_in_use, and the hard cap.
  *
  * Region of one pool (one mmap reservation; see docs/design.md):
- *   [pool header][span headers][small links][small states][guard pages]
- *   [span 0 .. span nsmall-1, 64 KiB aligned][large class areas]
+ *   [pool header][span headers][small links][small states][records]
+ *   [guard][zone 0: spans, guard slot][zone 1] ... [large class areas]
+ * reserved PROT_NONE; the metadata is made accessible at create, a span
+ * or slot when it is first carved.
  */
 #ifndef SS_INTERNAL_H
 #define SS_INTERNAL_H
@@ -45,7 +49,8 @@
 #define SS_NCLASSES 120u       /* up to 2^35 bytes */
 #define SS_PAGE_CLASS 27u      /* the 4096-byte class: GUARD_EACH's smallest */
 #define SS_MAX_SLOTS 4096u     /* per large class */
-#define SS_MPROTECT_GUARDS 7000u /* guard pages per pool with mprotect */
+#define SS_MPROTECT_GUARDS 7000u /* slot guards of a pool mapped at create */
+#define SS_ZONES 24u           /* the small area's zones, at most */
 #define SS_DEFAULT_CAPACITY ((size_t)4 << 20)
 #define SS_MAX_CAPACITY ((size_t)16 << 30)
 #define SS_MAX_POOLS 256u
@@ -147,15 +152,18 @@ struct sigsafe_pool {
     unsigned nclasses;        /* classes this pool serves */
     unsigned span_classes;    /* classes below this live in spans */
     unsigned first_slot_class; /* classes from this one have slot areas */
-    int use_mprotect;         /* guard pages by mprotect, not madvise */
+    int mapped_at_create;     /* all spans and slots accessible from create */
     size_t capacity;
     uintptr_t end;            /* reservation: [pool, end) */
     size_t map_size;
     uintptr_t small_base;     /* span 0; span aligned */
     unsigned span_shift;      /* log2 of the span size */
-    uint32_t span_usable;     /* span size minus its guard page */
+    uint32_t span_usable;     /* bytes of a span that hold blocks */
     uintptr_t small_end;
-    uint32_t nsmall;          /* spans in the small area */
+    uint32_t nsmall;          /* span headers of the small area: the
+                                 zones' spans and guard slots */
+    uint32_t zone_spans;      /* spans a zone carves; a guard slot follows */
+    uint32_t small_spans;     /* spans that can be carved, all zones */
     uint32_t nheaders;        /* spans + large slots */
     uint32_t id_limit;        /* every valid id is below this */
     uint32_t registry_slot;
@@ -329,7 +337,7 @@ SS_HIDDEN void sigsafe__pool_unmap(sigsafe_pool *pool);
 SS_HIDDEN int sigsafe__config_check(const sigsafe_pool_config *cfg);
 SS_HIDDEN void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s);
 SS_HIDDEN int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s);
-SS_HIDDEN extern int sigsafe__guard_force_mprotect; /* tests only */
+SS_HIDDEN extern int sigsafe__test_map_at_create; /* tests only */
 /* pool.c (set-up only): fork and thread-exit hooks for the calling
  * thread (see tcache.h). */
 SS_HIDDEN void sigsafe__watch_thread(void);

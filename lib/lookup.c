@@ -162,13 +162,25 @@ int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
     }
     if (addr < pool->small_end) {
         uint32_t h = (uint32_t)((addr - pool->small_base) >> pool->span_shift);
-        uintptr_t off = (addr - pool->small_base) &
-                        (((uintptr_t)1 << pool->span_shift) - 1);
-        if (off < pool->span_usable)
-            return 0;
-        f->kind = SS_FAULT_SPAN_END;
+        uint32_t z = pool->zone_spans + 1, k = h % z;
+        if (k == z - 1) {
+            /* A zone's guard slot: past the end of the zone's top span. */
+            f->kind = SS_FAULT_SPAN_END;
+            if (carved(pool, h - 1))
+                fault_block(pool, h - 1, pool->spans[h - 1].nblocks - 1,
+                            addr, f);
+            return 1;
+        }
         if (carved(pool, h))
-            fault_block(pool, h, pool->spans[h].nblocks - 1, addr, f);
+            return 0; /* inside a span in use: not a guard */
+        /* A span not carved yet (reserved, PROT_NONE): below the lowest
+         * span in use of its zone, whose first block it underruns. */
+        f->kind = SS_FAULT_UNDERFLOW;
+        for (uint32_t i = h + 1; i % z != z - 1; i++)
+            if (carved(pool, i)) {
+                fault_block(pool, i, 0, addr, f);
+                break;
+            }
         return 1;
     }
     uint32_t h = header_of(pool, addr);

@@ -74,12 +74,24 @@ static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
     uint32_t n = pool->span_usable / bs;
     if (n > SS_ID_MASK + 1) /* ids hold 4096 blocks; big spans leave room */
         n = SS_ID_MASK + 1;
-    uint32_t h = frontier_take(&pool->small_frontier, pool->nsmall);
-    if (h == SS_NIL)
+    uint32_t seq = frontier_take(&pool->small_frontier, pool->small_spans);
+    if (seq == SS_NIL)
         return keep ? SS_NIL : 0;
-    /* Right-aligned: the last block ends at the span's guard page. */
-    uintptr_t start = pool->small_base + ((uintptr_t)h << pool->span_shift) +
-                      (pool->span_usable - (uintptr_t)n * bs);
+    /* Zones are filled one after another, each from its top down, so that
+     * the first span carved in a zone ends at the zone's guard. */
+    uint32_t z = pool->zone_spans;
+    uint32_t h = (seq / z) * (z + 1) + (z - 1 - seq % z);
+    uintptr_t base = pool->small_base + ((uintptr_t)h << pool->span_shift);
+    /* The span's first use: one mprotect makes it readable and writable
+     * (it merges with the zone's spans carved before it into one
+     * mapping).  Failing that (no memory, no mapping left), the span is
+     * lost and the allocation fails. */
+    if (!pool->mapped_at_create &&
+        sigsafe__sys_mprotect((void *)base, (size_t)1 << pool->span_shift,
+                              PROT_READ | PROT_WRITE) != 0)
+        return keep ? SS_NIL : 0;
+    /* Right-aligned: the last block ends at the span's end. */
+    uintptr_t start = base + (pool->span_usable - (uintptr_t)n * bs);
     header_publish(pool, h, start, bs, n, cls);
     /* relaxed: the links and states are published by the release CAS of
      * the push (block 0, when kept, is ours alone). */
@@ -113,8 +125,13 @@ static uint32_t carve_slot(sigsafe_pool *pool, unsigned cls, size_t bs)
     if (slot == SS_NIL)
         return SS_NIL;
     uint32_t h = lg->first_hdr + slot;
-    header_publish(pool, h, lg->base + (uintptr_t)slot * lg->stride, bs, 1,
-                   cls);
+    uintptr_t start = lg->base + (uintptr_t)slot * lg->stride;
+    /* Its first use: the block's pages become readable and writable; the
+     * guard page after it stays as reserved. */
+    if (!pool->mapped_at_create &&
+        sigsafe__sys_mprotect((void *)start, bs, PROT_READ | PROT_WRITE) != 0)
+        return SS_NIL;
+    header_publish(pool, h, start, bs, 1, cls);
     if (!(pool->flags & SIGSAFE_POOL_PREFAULT) || slot) /* relaxed: a count */
         ss_add_relaxed(&pool->mapped, bs + sizeof(ss_span));
     /* relaxed: fresh, ours alone until handed out. */
@@ -221,21 +238,15 @@ void sigsafe__list_corrupt(sigsafe_pool *pool, unsigned cls, uint32_t id)
  */
 void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s)
 {
-    void *p = (void *)s->start;
-    if (pool->use_mprotect)
-        (void)sigsafe__sys_mprotect(p, s->block_size, PROT_NONE);
-    else
-        (void)sigsafe__sys_madvise(p, s->block_size, MADV_GUARD_INSTALL);
+    (void)pool;
+    (void)sigsafe__sys_mprotect((void *)s->start, s->block_size, PROT_NONE);
 }
 
 int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s)
 {
-    void *p = (void *)s->start;
-    long r = pool->use_mprotect
-                 ? sigsafe__sys_mprotect(p, s->block_size,
-                                         PROT_READ | PROT_WRITE)
-                 : sigsafe__sys_madvise(p, s->block_size, MADV_GUARD_REMOVE);
-    return r == 0;
+    (void)pool;
+    return sigsafe__sys_mprotect((void *)s->start, s->block_size,
+                                 PROT_READ | PROT_WRITE) == 0;
 }
 
 /* ------------------------------------------------------------ building */
@@ -258,90 +269,80 @@ int sigsafe__config_check(const sigsafe_pool_config *cfg)
 }
 
 /*
- * Guard pages: MADV_GUARD_INSTALL (Linux 6.13) puts them in the page tables
- * without splitting the mapping; older kernels get mprotect(PROT_NONE), two
- * VMAs per guard, so the plan then keeps fewer large slots (see plan()).
- * Probed once; sigsafe__guard_force_mprotect lets the tests take the old
- * path on a new kernel.
+ * The region (docs/design.md, "Region"): one reservation, PROT_NONE, that
+ * costs address space and nothing else.  Create makes the metadata
+ * readable and writable (one mprotect; its pages are touched as they are
+ * used), and a span or slot becomes readable and writable when it is first
+ * carved.  Guard pages are simply never made accessible: PROT_NONE pages
+ * of the reservation.
+ *
+ * The small area is cut into at most SS_ZONES zones of zone_spans spans
+ * and one guard slot (a span's worth of address, never carved) each.  A
+ * zone is carved from its top down, so its spans in use are one mapping
+ * that ends at its guard: the pool needs two mappings (VMAs) a zone
+ * however many spans it carves.
+ *
+ * Pools that may make no system call after create (NO_SYSCALLS, and
+ * PREFAULT, which commits everything up front) make all of it accessible
+ * at create instead: one mprotect a zone and a slot area, one more a slot
+ * guard.  sigsafe__test_map_at_create makes every pool do so, for tests.
  */
-int sigsafe__guard_force_mprotect;
-static ss_aint guard_mode; /* 0 unknown, 1 madvise, 2 mprotect */
-
-static int guard_use_mprotect(void)
-{
-    if (sigsafe__guard_force_mprotect)
-        return 1;
-    /* relaxed: a cached probe result; racing probes agree. */
-    int m = ss_load_relaxed(&guard_mode);
-    if (!m) {
-        long err;
-        void *p = sigsafe__sys_mmap(NULL, SS_PAGE, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS, &err);
-        if (!p)
-            return 1;
-        m = sigsafe__sys_madvise(p, SS_PAGE, MADV_GUARD_INSTALL) == 0 ? 1 : 2;
-        sigsafe__sys_munmap(p, SS_PAGE);
-        ss_store_relaxed(&guard_mode, m);
-    }
-    return m == 2;
-}
-
-static int guard(void *addr, size_t len, int use_mprotect)
-{
-    long r = use_mprotect ? sigsafe__sys_mprotect(addr, len, PROT_NONE)
-                          : sigsafe__sys_madvise(addr, len, MADV_GUARD_INSTALL);
-    return (int)-r;
-}
+int sigsafe__test_map_at_create;
 
 typedef struct layout {
     size_t capacity;
     unsigned nclasses;
-    uint32_t nsmall, nheaders;
+    uint32_t nsmall, zone_spans, small_spans, nheaders;
     size_t off_spans, off_links, off_states, off_tc, meta, total;
-    int use_mprotect;
+    int map_at_create;
     unsigned span_shift;
     unsigned span_classes, first_slot_class;
     uint32_t nslots[SS_NCLASSES];
 } layout;
 
-static int plan(layout *l, size_t capacity, int guard_each)
+static int plan(layout *l, size_t capacity, unsigned flags)
 {
+    int guard_each = (flags & SIGSAFE_POOL_GUARD_EACH) != 0;
     l->capacity = capacity;
-    l->use_mprotect = guard_use_mprotect();
-    /* With mprotect each guard costs two VMAs: big pools get bigger spans
-     * (fewer guards), so that a 1 GiB pool needs about 13000 VMAs. */
-    l->span_shift = SS_SPAN_SHIFT;
-    while (l->use_mprotect && l->span_shift < SS_SPAN_SHIFT_MAX &&
-           capacity / ((size_t)3 << (l->span_shift - 2)) > 4096)
-        l->span_shift++;
+    l->map_at_create = sigsafe__test_map_at_create ||
+                       (flags & (SIGSAFE_POOL_NO_SYSCALLS |
+                                 SIGSAFE_POOL_PREFAULT)) != 0;
     /* A 64 KiB span holds at least 3/4 of its size in blocks of any
      * class.  Spans stay with their class, so the area is twice what the
      * capacity needs plus one span per class: mixes of sizes that shift
      * over time still find room (and a class that finds none borrows a
-     * larger class's free block).  Untouched spans cost address space. */
-    size_t per_cap = capacity / ((size_t)3 << (l->span_shift - 2));
-    size_t nsmall = guard_each ? 0 : (l->use_mprotect ? 1 : 2) * per_cap +
-                                         SS_NSMALL + 1;
-    if (nsmall > SS_MAX_HEADERS / 2)
-        return 22;
-    /* mprotect guards cost two VMAs each: the spans' and slots' guards
-     * together stay under SS_MPROTECT_GUARDS, inside the default
-     * vm.max_map_count (65530) for a 1 GiB pool. */
+     * larger class's free block).  Untouched spans cost address space.
+     * Very big pools get bigger spans, so that ids stay 32 bits. */
+    size_t spans = 0;
+    for (l->span_shift = SS_SPAN_SHIFT;; l->span_shift++) {
+        size_t per_cap = capacity / ((size_t)3 << (l->span_shift - 2));
+        spans = guard_each ? 0 : 2 * per_cap + SS_NSMALL + 1;
+        if (spans + spans / SS_ZONES + 1 <= SS_MAX_HEADERS / 2)
+            break;
+        if (l->span_shift == SS_SPAN_SHIFT_MAX)
+            return 22;
+    }
+    uint32_t z = (uint32_t)((spans + SS_ZONES - 1) / SS_ZONES);
+    uint32_t nzones = z ? (uint32_t)((spans + z - 1) / z) : 0;
+    l->zone_spans = z;
+    l->small_spans = nzones * z;
+    l->nsmall = nzones * (z + 1);
+    /* Slots per class: all the capacity in blocks of that class, at most
+     * SS_MAX_SLOTS.  Mapped at create, each slot's guard is a mapping of
+     * its own (two VMAs a slot): the slots together then stay under
+     * SS_MPROTECT_GUARDS, inside the default vm.max_map_count. */
     uint32_t slot_cap = SS_MAX_SLOTS;
-    if (l->use_mprotect) {
-        size_t left = nsmall < SS_MPROTECT_GUARDS ? SS_MPROTECT_GUARDS - nsmall
-                                                   : 0;
-        unsigned top = ss_class_of(capacity) + 1;
-        size_t share = left / (top > SS_NSMALL ? top - SS_PAGE_CLASS : 1);
+    unsigned top = ss_class_of(capacity) + 1;
+    if (l->map_at_create) {
+        size_t share = SS_MPROTECT_GUARDS /
+                       (top > SS_NSMALL ? top - SS_PAGE_CLASS : 1);
         slot_cap = (uint32_t)(share < 16 ? 16 : share);
     }
-    l->nsmall = (uint32_t)nsmall;
     /* GUARD_EACH: no spans; every page-multiple class gets slots. */
     l->span_classes = guard_each ? 0 : SS_NSMALL;
     l->first_slot_class = guard_each ? SS_PAGE_CLASS : SS_NSMALL;
-    unsigned top = ss_class_of(capacity) + 1;
     l->nclasses = top > l->first_slot_class ? top : l->first_slot_class;
-    size_t nh = nsmall, large = 0;
+    size_t nh = l->nsmall, large = 0;
     for (unsigned c = l->first_slot_class; c < l->nclasses; c++) {
         size_t bs = ss_class_size(c);
         size_t n = (bs % SS_PAGE) ? 0 : capacity / bs;
@@ -354,13 +355,13 @@ static int plan(layout *l, size_t capacity, int guard_each)
     l->nheaders = (uint32_t)nh;
     l->off_spans = PAGE_UP(sizeof(sigsafe_pool));
     l->off_links = l->off_spans + PAGE_UP(nh * sizeof(ss_span));
-    l->off_states = l->off_links + PAGE_UP(nsmall * 4u << SS_ID_SHIFT);
+    l->off_states = l->off_links + PAGE_UP((size_t)l->nsmall * 4u << SS_ID_SHIFT);
     l->off_tc = l->off_states +
-                PAGE_UP(nsmall << (l->span_shift - SS_GRAIN_SHIFT));
+                PAGE_UP((size_t)l->nsmall << (l->span_shift - SS_GRAIN_SHIFT));
     l->meta = l->off_tc + PAGE_UP(SS_TC_RECORDS * sizeof(ss_tcache));
     /* meta, at least one guard page, alignment slack, spans, slots */
     size_t span = (size_t)1 << l->span_shift;
-    l->total = l->meta + SS_PAGE + span + nsmall * span + large;
+    l->total = l->meta + SS_PAGE + span + (size_t)l->nsmall * span + large;
     return 0;
 }
 
@@ -397,24 +398,36 @@ static uint64_t make_secret(uintptr_t base)
     return s | 1; /* never 0, the mark of an uncarved span */
 }
 
-static int lay_guards(sigsafe_pool *pool, const layout *l)
+/* Map everything at create (see above): each zone's spans, each slot area
+ * with its guard pages cut out, and, for PREFAULT, their pages touched. */
+static int map_at_create(sigsafe_pool *pool, int touch)
 {
-    int mp = l->use_mprotect, err;
-    uintptr_t meta_end = (uintptr_t)pool + l->meta;
-    err = guard((void *)meta_end, pool->small_base - meta_end, mp);
-    for (uint32_t h = 0; !err && h < pool->nsmall; h++)
-        err = guard((void *)(pool->small_base +
-                             ((uintptr_t)h << pool->span_shift) +
-                             pool->span_usable),
-                    SS_PAGE, mp);
-    for (unsigned c = pool->first_slot_class; !err && c < pool->nclasses; c++) {
-        const ss_large *lg = &pool->large[c];
-        for (uint32_t s = 0; !err && s < lg->nslots; s++)
-            err = guard((void *)(lg->base + s * lg->stride + lg->stride -
-                                 SS_PAGE),
-                        SS_PAGE, mp);
+    int rw = PROT_READ | PROT_WRITE;
+    size_t zone = (size_t)pool->zone_spans << pool->span_shift;
+    for (uint32_t h = 0; h < pool->nsmall; h += pool->zone_spans + 1) {
+        void *at = (void *)(pool->small_base + ((uintptr_t)h << pool->span_shift));
+        long r = sigsafe__sys_mprotect(at, zone, rw);
+        if (r)
+            return (int)-r;
+        if (touch)
+            prefault(at, zone);
     }
-    return err;
+    for (unsigned c = pool->first_slot_class; c < pool->nclasses; c++) {
+        const ss_large *lg = &pool->large[c];
+        if (!lg->nslots)
+            continue;
+        long r = sigsafe__sys_mprotect((void *)lg->base,
+                                       (size_t)lg->nslots * lg->stride, rw);
+        for (uint32_t i = 0; !r && i < lg->nslots; i++)
+            r = sigsafe__sys_mprotect((void *)(lg->base + (i + 1) * lg->stride -
+                                               SS_PAGE),
+                                      SS_PAGE, PROT_NONE);
+        if (r)
+            return (int)-r;
+        if (touch)
+            prefault((void *)lg->base, lg->stride - SS_PAGE);
+    }
+    return 0;
 }
 
 int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
@@ -427,15 +440,21 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
         return err;
     layout l;
     err = plan(&l, cfg->capacity ? cfg->capacity : SS_DEFAULT_CAPACITY,
-               (cfg->flags & SIGSAFE_POOL_GUARD_EACH) != 0);
+               cfg->flags);
     if (err)
         return err;
     long merr;
-    char *base = sigsafe__sys_mmap(NULL, l.total, PROT_READ | PROT_WRITE,
+    /* The reservation: address space only (PROT_NONE, no commit). */
+    char *base = sigsafe__sys_mmap(NULL, l.total, PROT_NONE,
                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                                    &merr);
     if (!base)
         return (int)merr;
+    merr = sigsafe__sys_mprotect(base, l.meta, PROT_READ | PROT_WRITE);
+    if (merr) {
+        sigsafe__sys_munmap(base, l.total);
+        return (int)-merr;
+    }
 
     sigsafe_pool *pool = (sigsafe_pool *)base;
     pool->secret = make_secret((uintptr_t)base);
@@ -450,10 +469,12 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->nclasses = l.nclasses;
     pool->span_classes = l.span_classes;
     pool->first_slot_class = l.first_slot_class;
-    pool->use_mprotect = l.use_mprotect;
+    pool->mapped_at_create = l.map_at_create;
     pool->map_size = l.total;
     pool->end = (uintptr_t)base + l.total;
     pool->nsmall = l.nsmall;
+    pool->zone_spans = l.zone_spans;
+    pool->small_spans = l.small_spans;
     pool->nheaders = l.nheaders;
     pool->id_limit = l.nheaders << SS_ID_SHIFT;
     pool->meta_bytes = l.meta;
@@ -468,7 +489,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
         sigsafe__tc_plan(pool);
     uintptr_t span = (uintptr_t)1 << l.span_shift;
     pool->span_shift = l.span_shift;
-    pool->span_usable = (uint32_t)(span - SS_PAGE);
+    pool->span_usable = (uint32_t)span;
     pool->small_base = ((uintptr_t)base + l.meta + SS_PAGE + span - 1) &
                        ~(span - 1);
     pool->small_end = pool->small_base + ((uintptr_t)l.nsmall << l.span_shift);
@@ -490,22 +511,20 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     /* bytes_mapped: the pool header, then what carving puts to use (all
      * of it at once for a prefaulted pool). */
     size_t mapped = l.off_spans;
+    if (l.map_at_create) {
+        err = map_at_create(pool, (cfg->flags & SIGSAFE_POOL_PREFAULT) != 0);
+        if (err)
+            goto unmap;
+    }
     if (cfg->flags & SIGSAFE_POOL_PREFAULT) {
         mapped = l.meta;
         prefault(base, l.meta);
-        prefault((void *)pool->small_base, pool->small_end - pool->small_base);
-        mapped += (size_t)l.nsmall * pool->span_usable;
+        mapped += (size_t)l.small_spans * pool->span_usable;
         for (unsigned c = l.first_slot_class; c < l.nclasses; c++)
-            if (pool->large[c].nslots) {
-                prefault((void *)pool->large[c].base,
-                         pool->large[c].stride - SS_PAGE);
+            if (pool->large[c].nslots)
                 mapped += pool->large[c].stride - SS_PAGE;
-            }
     }
     ss_store_relaxed(&pool->mapped, mapped); /* relaxed: still private */
-    err = lay_guards(pool, &l);
-    if (err)
-        goto unmap;
     name_region(pool);
     pool->magic = SS_POOL_MAGIC ^ (uintptr_t)pool;
     err = sigsafe__registry_add(pool);

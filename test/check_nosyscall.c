@@ -18,6 +18,10 @@
  * the library made a system call.  At the end every pool's statistics must
  * match what each actor counted.
  *
+ * The same run over ordinary pools, with mprotect and mmap let through
+ * too, shows that those are the only system calls their spans and large
+ * blocks need.
+ *
  * test/check_pool.c's no_syscalls_under_seccomp is the short version
  * (alloc/free from normal code, exit_group only).
  */
@@ -70,10 +74,17 @@
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),                         \
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 
+/* Ordinary pools instead of NO_SYSCALLS ones (the second test): their
+ * spans and large blocks are made accessible when first used, so the
+ * filter lets mprotect and mmap through too, and nothing else. */
+static int ns_ordinary;
+
 /* Every thread of the process: only these system calls; any other kills
  * the whole process with SIGSYS.  Returns 0 or -1 (no seccomp here). */
 static int lock_down(void)
 {
+    long map_nr = ns_ordinary ? __NR_mmap : __NR_exit_group;
+    long prot_nr = ns_ordinary ? __NR_mprotect : __NR_exit_group;
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                  offsetof(struct seccomp_data, arch)),
@@ -84,6 +95,8 @@ static int lock_down(void)
         NS_ALLOW(__NR_rt_sigreturn), /* returning from a handler */
         NS_ALLOW(__NR_sched_yield),  /* the sender thread's pause */
         NS_ALLOW(__NR_exit_group),   /* the end */
+        NS_ALLOW(map_nr),            /* ordinary pools only: see above */
+        NS_ALLOW(prot_nr),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
     };
     struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
@@ -430,7 +443,8 @@ static sigsafe_pool *make_pool(const char *name, size_t capacity)
     sigsafe_pool_config cfg = {
         .name = name,
         .capacity = capacity,
-        .flags = SIGSAFE_POOL_NO_SYSCALLS | SIGSAFE_POOL_PREFAULT,
+        .flags = ns_ordinary ? 0u
+                             : SIGSAFE_POOL_NO_SYSCALLS | SIGSAFE_POOL_PREFAULT,
     };
     sigsafe_pool *pool = NULL;
     return sigsafe_pool_create(&cfg, &pool) == 0 ? pool : NULL;
@@ -502,7 +516,10 @@ static void free_all(actor *a)
 
 static int locked_work(void)
 {
-    sigsafe_pool_config dcfg = {.name = "nosys-default"};
+    sigsafe_pool_config dcfg = {
+        .name = "nosys-default",
+        .flags = ns_ordinary ? 0u : SIGSAFE_POOL_NO_SYSCALLS,
+    };
     if (sigsafe_init(&dcfg) != 0)
         return 10;
     sigsafe_pool *main_pool = make_pool("nosys-main", 4 * ST_MIB);
@@ -520,9 +537,9 @@ static int locked_work(void)
         bind_handler(SIGURG, urg_pool, on_urg) != 0)
         return 12;
     sigsafe_set_report_fd(-1);
-    /* The default pool is an ordinary one: its first use on a thread asks
-     * the kernel for the thread's ids, once (docs/design.md).  That is not
-     * steady state, so it happens here, before the lock-down. */
+    /* An ordinary pool's first use on a thread asks the kernel for the
+     * thread's ids, once (docs/design.md).  That is not steady state, so
+     * it happens here, before the lock-down. */
     sigsafe_free(sigsafe_pool_alloc(sigsafe_default_pool(), 16));
     usr2_actor.allocs++; /* counted in the default pool's statistics */
     usr2_actor.frees++;
@@ -587,9 +604,9 @@ static int locked_work(void)
     return 0;
 }
 
-START_TEST(locked_down_operations)
+static void run_locked_down(const char *name)
 {
-    if (skip_reason("locked_down_operations"))
+    if (skip_reason(name))
         return;
     res = mmap(NULL, sizeof *res, PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -597,13 +614,13 @@ START_TEST(locked_down_operations)
     memset(res, 0, sizeof *res);
     int st = in_child(locked_work);
     if (WIFEXITED(st) && WEXITSTATUS(st) == NS_EXIT_NO_SECCOMP) {
-        printf("locked_down_operations: skipped, seccomp unavailable\n");
+        printf("%s: skipped, seccomp unavailable\n", name);
         return;
     }
-    printf("locked_down_operations: %lu operations, %lu handler runs "
+    printf("%s: %lu operations, %lu handler runs "
            "(SIGUSR1 %lu, SIGUSR2 %lu, nested %lu), %lu signals sent by the "
            "other thread, %lu NULLs from exhaustion\n",
-           res->main_ops, res->usr1_runs + res->usr2_runs + res->nested_runs,
+           name, res->main_ops, res->usr1_runs + res->usr2_runs + res->nested_runs,
            res->usr1_runs, res->usr2_runs, res->nested_runs, res->sent_async,
            res->alloc_failures);
     ck_assert_msg(!(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS),
@@ -618,6 +635,21 @@ START_TEST(locked_down_operations)
     ck_assert_uint_ge(res->nested_runs, NS_OPS / 50 / 3);
     munmap(res, sizeof *res);
 }
+
+/* NO_SYSCALLS pools (and a NO_SYSCALLS default pool): no system call. */
+START_TEST(locked_down_operations)
+{
+    ns_ordinary = 0;
+    run_locked_down("locked_down_operations");
+}
+END_TEST
+
+/* Ordinary pools: only mprotect (a span or slot's first use) and mmap. */
+START_TEST(ordinary_pools_map_only)
+{
+    ns_ordinary = 1;
+    run_locked_down("ordinary_pools_map_only");
+}
 END_TEST
 
 Suite *nosyscall_suite(void)
@@ -627,6 +659,7 @@ Suite *nosyscall_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, filter_traps);
     tcase_add_test(tc, locked_down_operations);
+    tcase_add_test(tc, ordinary_pools_map_only);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -490,23 +490,23 @@ int st_under_asan(void)
 /* ------------------------------------------------------------------ main */
 
 /*
- * The library's test hook for the guard-page fallback (mprotect instead of
- * MADV_GUARD_INSTALL, what kernels before 6.13 get). Weak, so that the
- * suites still link if the hook goes away; SIGSAFE_TEST_FORCE_MPROTECT=1
- * in the environment turns it on for every test of the run.
+ * The library's test hook for the layout of pools that may make no system
+ * call: everything made accessible at create.  Weak, so that the suites
+ * still link if the hook goes away; SIGSAFE_TEST_MAP_AT_CREATE=1 in the
+ * environment turns it on for every test of the run.
  */
-extern int sigsafe__guard_force_mprotect __attribute__((weak));
+extern int sigsafe__test_map_at_create __attribute__((weak));
 
 int st_run_suite(Suite *s)
 {
-    const char *force = getenv("SIGSAFE_TEST_FORCE_MPROTECT");
+    const char *force = getenv("SIGSAFE_TEST_MAP_AT_CREATE");
     if (force != NULL && strcmp(force, "1") == 0) {
-        if (&sigsafe__guard_force_mprotect == NULL) {
-            fprintf(stderr, "SIGSAFE_TEST_FORCE_MPROTECT: the library has "
-                            "no sigsafe__guard_force_mprotect hook\n");
+        if (&sigsafe__test_map_at_create == NULL) {
+            fprintf(stderr, "SIGSAFE_TEST_MAP_AT_CREATE: the library has "
+                            "no sigsafe__test_map_at_create hook\n");
             return 77;
         }
-        sigsafe__guard_force_mprotect = 1;
+        sigsafe__test_map_at_create = 1;
     }
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

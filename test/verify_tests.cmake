@@ -16,7 +16,7 @@ sigsafe_add_check(corrupt LABELS unit TIMEOUT 60)
 target_include_directories(check_corrupt PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 
 # sigsafe.tcache: the per-thread cache's tables and counts (white-box).
-sigsafe_add_check(tcache LABELS unit TIMEOUT 60 MPROTECT)
+sigsafe_add_check(tcache LABELS unit TIMEOUT 60 MAPPED)
 target_include_directories(check_tcache PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 # sigsafe.records: records whose owner vanished (fork, siglongjmp, thread
 # exit on a stack of its own) are salvaged, never trusted (white-box).  The
@@ -163,7 +163,7 @@ if(SIGSAFE_VALGRIND)
     #   torture     a signal storm aiming at every instruction: valgrind
     #               delivers signals only between its translated blocks
     #   signal      its thread and timer storms, likewise
-    #   *.mprotect  the same code as the suites, with the other guard mode
+    #   *.mapped    the same code as the suites, laid out as at create
     list(APPEND memcheck
         --suppressions=${CMAKE_CURRENT_SOURCE_DIR}/memcheck.supp)
     set(memcheck_suites alloc realloc free pool lookup stats errno guard
