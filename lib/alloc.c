@@ -14,7 +14,6 @@
 #include "stack.h"
 #include "tcache.h"
 
-#define PAGE_UP(x) (((x) + SS_PAGE - 1) & ~(size_t)(SS_PAGE - 1))
 
 /* Count one handed-out block; `now` is the budget after charging it. */
 SS_INLINE void count_alloc(sigsafe_pool *pool, uint64_t now)
@@ -80,11 +79,28 @@ SS_INLINE void *alloc_cached(sigsafe_pool *pool, unsigned cls)
 #endif
 }
 
+/* A large block (large.c): charged by its usable size. */
+static SS_NOINLINE void *alloc_large(sigsafe_pool *pool, size_t size)
+{
+    size_t usable = sigsafe__large_usable_for(pool, size);
+    uint64_t now = usable ? ss_budget_take(pool, usable) : 0;
+    /* Short of memory: take back what caches hold idle, then retry. */
+    if (SS_UNLIKELY(usable && !now) && sigsafe__tc_reclaim(pool))
+        now = ss_budget_take(pool, usable);
+    void *p = now ? sigsafe__large_alloc(pool, usable) : NULL;
+    if (SS_UNLIKELY(!p)) {
+        if (now)
+            ss_budget_give(pool, usable);
+        ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
+        return NULL;
+    }
+    count_alloc(pool, now);
+    return p;
+}
+
 /* The shared path: the budget, the class's lock-free stack, the slow path. */
 static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
 {
-    if (SS_UNLIKELY(pool->flags & SIGSAFE_POOL_GUARD_EACH)) /* whole pages */
-        cls = ss_class_of(PAGE_UP(ss_class_size(cls)));
     size_t bs = ss_class_size(cls);
     uint64_t now = ss_budget_take(pool, bs);
     /* Short of memory: first take back what caches hold idle (this
@@ -95,7 +111,7 @@ static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;
     }
-    if (SS_LIKELY(cls < pool->span_classes)) {
+    {
         int bad = 0;
         uint32_t id = ss_pop(pool, cls, &bad);
         if (SS_LIKELY(id != SS_NIL)) {
@@ -146,7 +162,9 @@ static SS_NOINLINE void *pool_alloc_slow(sigsafe_pool *pool, size_t size)
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;
     }
-    void *p = alloc_class(pool, ss_class_of(size));
+    void *p = SS_LIKELY(size <= SS_SMALL_MAX && pool->span_classes)
+                  ? alloc_class(pool, ss_class_of(size))
+                  : alloc_large(pool, size);
     if (p)
         SS_ANNOTATE_ALLOC(pool, p, size);
     return p;
@@ -225,9 +243,10 @@ void *sigsafe_calloc(size_t n, size_t size)
 
 /*
  * Every class whose size is a multiple of `alignment` (a power of two up to
- * the page size) hands out blocks aligned to it: spans are 64 KiB aligned,
- * a span's blocks end at 60 KiB (a multiple of 4096), and slots start on a
- * page.  So the answer is the first such class that holds `size` bytes.
+ * the page size) hands out blocks aligned to it: spans are 64 KiB aligned
+ * and a span's blocks end at its end, and large blocks start on a page.
+ * So the answer is the first such class that holds `size` bytes, or a
+ * large block.
  */
 void *sigsafe_pool_aligned_alloc(sigsafe_pool *pool, size_t alignment,
                                  size_t size)
@@ -239,10 +258,16 @@ void *sigsafe_pool_aligned_alloc(sigsafe_pool *pool, size_t alignment,
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;
     }
-    unsigned cls = ss_class_of(size < alignment ? alignment : size);
-    while (ss_class_size(cls) & (alignment - 1))
-        cls++; /* ends by class 27 (4096) at the latest */
-    void *p = alloc_class(pool, cls);
+    size_t want = size < alignment ? alignment : size;
+    void *p;
+    if (want > SS_SMALL_MAX || !pool->span_classes) {
+        p = alloc_large(pool, want);
+    } else {
+        unsigned cls = ss_class_of(want);
+        while (ss_class_size(cls) & (alignment - 1))
+            cls++; /* ends by class 27 (4096) at the latest */
+        p = alloc_class(pool, cls);
+    }
     if (p)
         SS_ANNOTATE_ALLOC(pool, p, size);
     return p;

@@ -16,11 +16,11 @@
  * area's unused memory (and the guard pages before it) are poisoned, so
  * ASan reports a use after free or an overflow into a neighbouring block as
  * "use-after-poison".  At create the guard pages after the metadata and the
- * first SS_ASAN_POISON_MAX bytes of the small area are poisoned (spans are
- * carved in address order, so these are the first spans any pool uses;
- * poisoning writes one shadow byte per 8 bytes, and a 16 GiB pool's whole
- * area would cost gigabytes of shadow).  Slots need no poison at create:
- * guard pages fence each of them.  At destroy, every byte that may be
+ * first SS_ASAN_POISON_MAX bytes of the small area are poisoned (zones are
+ * carved in address order, so these are the first zones any pool uses;
+ * poisoning writes one shadow byte per 8 bytes, and a 64 GiB pool's whole
+ * area would cost gigabytes of shadow).  Large blocks need no poison at
+ * create: each has its guard.  At destroy, every byte that may be
  * poisoned is unpoisoned, so that a later mapping at the same address is
  * not reported.
  *
@@ -50,7 +50,10 @@
 SS_INLINE size_t ss_annotate_usable(const void *p)
 {
     ss_where w = sigsafe__locate(p);
-    return w.ok ? w.pool->spans[w.id >> SS_ID_SHIFT].block_size : 0;
+    if (!w.ok)
+        return 0;
+    return w.large ? sigsafe__large_usable(w.pool, w.id)
+                   : w.pool->spans[w.id >> SS_ID_SHIFT].block_size;
 }
 #endif
 
@@ -106,25 +109,28 @@ SS_INLINE void ss_annotate_pool_create(const sigsafe_pool *pool)
                                   ss_asan_prefix_start(pool));
 }
 
-/* Unpoison what create poisoned, the carved spans and the carved slots:
- * only these can hold poison (frees poison carved blocks only). */
+/* Unpoison what create poisoned, the carved spans and the large area up
+ * to the highest block it handed out: only these can hold poison (frees
+ * poison blocks only). */
 SS_INLINE void ss_annotate_pool_destroy(sigsafe_pool *pool)
 {
-    /* relaxed: the pool is quiescent at destroy. */
+    /* relaxed: the pool is quiescent at destroy.  Zones are carved in
+     * address order: the spans carved are in the zones up to this one. */
+    uint32_t seq = ss_load_relaxed(&pool->small_frontier);
+    uint32_t zones = pool->zone_spans
+                         ? (seq + pool->zone_spans - 1) / pool->zone_spans
+                         : 0;
     uintptr_t end = pool->small_base +
-                    ((uintptr_t)ss_load_relaxed(&pool->small_frontier)
+                    ((uintptr_t)zones * (pool->zone_spans + 1)
                      << pool->span_shift);
     if (end < ss_asan_prefix_end(pool))
         end = ss_asan_prefix_end(pool);
     ASAN_UNPOISON_MEMORY_REGION((void *)ss_asan_prefix_start(pool),
                                 end - ss_asan_prefix_start(pool));
-    for (unsigned c = pool->first_slot_class; c < pool->nclasses; c++) {
-        ss_large *lg = &pool->large[c];
-        uint32_t n = ss_load_relaxed(&lg->frontier); /* relaxed: as above */
-        if (n > lg->nslots)
-            n = lg->nslots;
-        ASAN_UNPOISON_MEMORY_REGION((void *)lg->base, (size_t)n * lg->stride);
-    }
+    /* relaxed: as above */
+    uint64_t top = ss_load_relaxed(&pool->large_used_top);
+    if (top)
+        ASAN_UNPOISON_MEMORY_REGION((void *)pool->large_base, (size_t)top);
 }
 
 #define SS_ANNOTATE_POOL_CREATE(pool) ss_annotate_pool_create(pool)

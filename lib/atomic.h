@@ -40,6 +40,10 @@ typedef _Atomic(void *) ss_aptr;
     atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
                                           memory_order_acquire,            \
                                           memory_order_acquire)
+#define ss_cas_weak_acq_rel(p, e, d)                                        \
+    atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
+                                          memory_order_acq_rel,            \
+                                          memory_order_relaxed)
 #define ss_cas_weak_release(p, e, d)                                        \
     atomic_compare_exchange_weak_explicit((p), (e), (d),                   \
                                           memory_order_release,            \

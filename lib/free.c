@@ -67,8 +67,6 @@ SS_INLINE const char *free_block(sigsafe_pool *pool, uint32_t id)
         return 0;
     /* relaxed: independent counters, exact once the pool is quiescent. */
     ss_add_relaxed(&pool->stats.frees, 1);
-    if (SS_UNLIKELY(pool->flags & SIGSAFE_POOL_GUARD_EACH))
-        sigsafe__quarantine(pool, s);
     ss_push_chain(pool, s->cls, id, id);
     ss_budget_give(pool, s->block_size);
     return 0;
@@ -91,7 +89,8 @@ int sigsafe__free_at(ss_where w, const void *p)
     if (SS_UNLIKELY(!w.ok))
         return reject(w.pool, p, w.pool ? "not the start of a block"
                                         : "not from any pool");
-    const char *why = free_block(w.pool, w.id);
+    const char *why = w.large ? sigsafe__large_free(w.pool, w.id)
+                              : free_block(w.pool, w.id);
     return SS_LIKELY(!why) ? 0 : reject(w.pool, p, why);
 }
 
@@ -100,7 +99,7 @@ static SS_NOINLINE void free_slow(void *ptr)
 {
     if (!ptr)
         return;
-    /* Span blocks by arithmetic; anything else (slot blocks, bad
+    /* Span blocks by arithmetic; anything else (large blocks, bad
      * pointers) goes through the full lookup. */
     sigsafe_pool *pool = sigsafe__registry_find((uintptr_t)ptr);
     uint32_t id;

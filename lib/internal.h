@@ -10,10 +10,10 @@
  *   zone     a run of spans followed by a guard slot (a span's worth of
  *            PROT_NONE address); carved from the top down, so the first
  *            span carved in a zone ends at the guard.
- *   slot     one block of a large class (> 16 KiB): a page-multiple region
- *            followed by its own guard page.  A slot has a span header too
- *            (with one block), so small and large blocks share one code path.
- *   class    a size class; 0..SS_NSMALL-1 are small, the rest large.
+ *   large    a block over 16 KiB (every block of a GUARD_EACH pool): whole
+ *            pages at the start of a node of the large area's buddy tree,
+ *            the rest of the node its guard (large.c).
+ *   class    a small size class, 0..SS_NSMALL-1.
  *   id       a block's index: (span header index << 12) | block in span.
  *   head     a free-list head: 32-bit id + 32-bit ABA tag in one 64-bit word.
  *   budget   bytes charged against the capacity: the usable size of every
@@ -21,9 +21,10 @@
  *
  * Region of one pool (one mmap reservation; see docs/design.md):
  *   [pool header][span headers][small links][small states][records]
- *   [guard][zone 0: spans, guard slot][zone 1] ... [large class areas]
+ *   [buddy tree][leaf words]
+ *   [guard][zone 0: spans, guard slot][zone 1] ... [large area]
  * reserved PROT_NONE; the metadata is made accessible at create, a span
- * or slot when it is first carved.
+ * or a large block when it is first used.
  */
 #ifndef SS_INTERNAL_H
 #define SS_INTERNAL_H
@@ -46,13 +47,12 @@
 #define SS_GRAIN_SHIFT 4                           /* a state byte per 16 B */
 
 #define SS_NSMALL 36u          /* classes 16 .. 16384 */
-#define SS_NCLASSES 120u       /* up to 2^35 bytes */
-#define SS_PAGE_CLASS 27u      /* the 4096-byte class: GUARD_EACH's smallest */
-#define SS_MAX_SLOTS 4096u     /* per large class */
-#define SS_MPROTECT_GUARDS 7000u /* slot guards of a pool mapped at create */
+#define SS_SMALL_MAX 16384u    /* the largest small block */
 #define SS_ZONES 24u           /* the small area's zones, at most */
+#define SS_LARGE_LEAF_K 15u    /* the buddy tree's leaves: 32 KiB ... */
+#define SS_EACH_LEAF_K 13u     /* ... 8 KiB in GUARD_EACH pools */
 #define SS_DEFAULT_CAPACITY ((size_t)4 << 20)
-#define SS_MAX_CAPACITY ((size_t)16 << 30)
+#define SS_MAX_CAPACITY ((size_t)64 << 30)
 #define SS_MAX_POOLS 256u
 #define SS_NAME_MAX 31u
 #define SS_CTX_DEPTH 64u       /* nested contexts: every signal once */
@@ -66,7 +66,7 @@
      SIGSAFE_POOL_NO_SYSCALLS)
 
 /*
- * Span header: written once when the span (or slot) is carved, before any of
+ * Span header: written once when the span is carved, before any of
  * its blocks is published; immutable afterwards.  `magic` is stored last with
  * release so that a lookup that reads it with acquire sees the rest.
  */
@@ -77,9 +77,7 @@ typedef struct ss_span {
     uint32_t recip;       /* floor(2^32 / block_size) + 1: exact division */
     uint32_t nblocks;
     uint32_t cls;
-    ss_a32 link1;         /* large slots: the free-list link */
-    ss_a8 state1;         /* large slots: the block's state byte */
-    uint8_t pad[23];
+    uint8_t pad[28];
 } ss_span;
 _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 
@@ -126,15 +124,6 @@ typedef struct ss_head {
     _Alignas(64) ss_a64 word; /* id (low 32) | tag (high 32) */
 } ss_head;
 
-typedef struct ss_large {
-    uintptr_t base;       /* first slot */
-    size_t stride;        /* block size + guard page */
-    uint32_t nslots;
-    uint32_t first_hdr;   /* header index of slot 0 */
-    ss_a32 frontier;      /* slots carved so far */
-    uint32_t pad;
-} ss_large;
-
 /* Statistics counters; relaxed: each is an independent count. */
 typedef struct ss_counters {
     _Alignas(64) ss_a64 allocs;
@@ -149,9 +138,8 @@ struct sigsafe_pool {
     uint64_t secret;          /* random; span magic = secret ^ index */
     char name[SS_NAME_MAX + 1];
     unsigned flags;
-    unsigned nclasses;        /* classes this pool serves */
-    unsigned span_classes;    /* classes below this live in spans */
-    unsigned first_slot_class; /* classes from this one have slot areas */
+    unsigned span_classes;    /* classes below this live in spans (0 with
+                                 GUARD_EACH: every block is large) */
     int mapped_at_create;     /* all spans and slots accessible from create */
     size_t capacity;
     uintptr_t end;            /* reservation: [pool, end) */
@@ -164,7 +152,6 @@ struct sigsafe_pool {
                                  zones' spans and guard slots */
     uint32_t zone_spans;      /* spans a zone carves; a guard slot follows */
     uint32_t small_spans;     /* spans that can be carved, all zones */
-    uint32_t nheaders;        /* spans + large slots */
     uint32_t id_limit;        /* every valid id is below this */
     uint32_t registry_slot;
     size_t meta_bytes;        /* header + tables (for bytes_mapped) */
@@ -177,18 +164,22 @@ struct sigsafe_pool {
     uint8_t tc_cap_live[256];
     ss_a32 *links;            /* small ids: next id in the free list */
     ss_a8 *states;            /* small area: a state byte per 16 bytes */
-    uintptr_t large_base;     /* first large area */
-    ss_large large[SS_NCLASSES];
+    uintptr_t large_base;     /* the large area: 2^large_top_k bytes */
+    unsigned large_top_k;     /* 0: no large area */
+    unsigned large_leaf_k;    /* its smallest node: 2^large_leaf_k bytes */
+    ss_a32 *tree;             /* buddy tree, nodes 1 .. 2^(depth + 1) - 1 */
+    ss_a32 *linfo;            /* a word per leaf: the block starting there */
+    ss_a64 large_used_top;    /* the highest end of a large node handed out */
     ss_a32 small_frontier;    /* spans carved so far */
     ss_a64 budget;            /* bytes of live blocks (<= capacity) */
-    ss_a64 mapped;            /* bytes of spans and slots put to use */
+    ss_a64 mapped;            /* bytes of spans and large blocks in use */
     ss_counters stats;
-    ss_head heads[SS_NCLASSES];
+    ss_head heads[SS_NSMALL];
 };
 
 /* ---- size classes (sizeclass.c) */
 
-/* Class of a request of n bytes, n <= SS_MAX_CAPACITY. */
+/* Class of a request of n <= SS_SMALL_MAX bytes. */
 SS_INLINE unsigned ss_class_of(size_t n)
 {
     if (n <= 128)
@@ -261,15 +252,10 @@ SS_INLINE uint32_t ss_id(uint32_t hdr, uint32_t i)
     return (hdr << SS_ID_SHIFT) | i;
 }
 
-SS_INLINE int ss_is_small_id(const sigsafe_pool *pool, uint32_t id)
-{
-    return id < (pool->nsmall << SS_ID_SHIFT);
-}
-
+/* The free-list link of block `id` (below pool->id_limit). */
 SS_INLINE ss_a32 *ss_link(sigsafe_pool *pool, uint32_t id)
 {
-    return ss_is_small_id(pool, id) ? &pool->links[id]
-                                    : &pool->spans[id >> SS_ID_SHIFT].link1;
+    return &pool->links[id];
 }
 
 SS_INLINE void *ss_block_addr(const sigsafe_pool *pool, uint32_t id)
@@ -319,8 +305,6 @@ SS_INLINE ss_a8 *ss_state(sigsafe_pool *pool, uint32_t id)
     ss_span *s = &pool->spans[id >> SS_ID_SHIFT];
     if (SS_UNLIKELY((id & SS_ID_MASK) >= s->nblocks))
         return &sigsafe__state_void;
-    if (!ss_is_small_id(pool, id))
-        return &s->state1;
     return ss_state_at(pool, (uintptr_t)ss_block_addr(pool, id));
 }
 
@@ -335,8 +319,6 @@ SS_HIDDEN int sigsafe__pool_build(const sigsafe_pool_config *cfg,
                                   sigsafe_pool **out);
 SS_HIDDEN void sigsafe__pool_unmap(sigsafe_pool *pool);
 SS_HIDDEN int sigsafe__config_check(const sigsafe_pool_config *cfg);
-SS_HIDDEN void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s);
-SS_HIDDEN int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s);
 SS_HIDDEN extern int sigsafe__test_map_at_create; /* tests only */
 /* pool.c (set-up only): fork and thread-exit hooks for the calling
  * thread (see tcache.h). */
@@ -345,11 +327,28 @@ SS_HIDDEN void sigsafe__watch_thread(void);
 /* tcache.c: turn on thread caches for a pool being built, and size them. */
 SS_HIDDEN void sigsafe__tc_plan(sigsafe_pool *pool);
 
+/* large.c: blocks over 16 KiB (every block of a GUARD_EACH pool). */
+/* The usable bytes of a large block of `size` bytes, 0 if none can be. */
+SS_HIDDEN size_t sigsafe__large_usable_for(const sigsafe_pool *pool,
+                                          size_t size);
+/* A block of `usable` bytes (from sigsafe__large_usable_for(), already
+ * charged to the budget), or NULL. */
+SS_HIDDEN void *sigsafe__large_alloc(sigsafe_pool *pool, size_t usable);
+/* 1 if a is the start of a large block (live or freed); *leaf its word. */
+SS_HIDDEN int sigsafe__large_find(const sigsafe_pool *pool, uintptr_t a,
+                                  uint32_t *leaf);
+SS_HIDDEN size_t sigsafe__large_usable(const sigsafe_pool *pool,
+                                       uint32_t leaf); /* 0 if not live */
+/* Free the large block at leaf; NULL, or why it was rejected. */
+SS_HIDDEN const char *sigsafe__large_free(sigsafe_pool *pool, uint32_t leaf);
+
 /* lookup.c: pointer -> pool, span, block. */
 typedef struct ss_where {
     sigsafe_pool *pool; /* NULL: in no pool */
-    uint32_t id;        /* valid when ok */
+    uint32_t id;        /* valid when ok: a span block's id, or a large
+                           block's leaf */
     int ok;             /* 1: p is the start of a carved block */
+    int large;          /* ... of a large block */
 } ss_where;
 SS_HIDDEN extern ss_aptr sigsafe__registry[SS_MAX_POOLS];
 SS_HIDDEN extern ss_a32 sigsafe__registry_top;
@@ -383,7 +382,7 @@ SS_INLINE int sigsafe__pool_valid(const sigsafe_pool *pool)
 }
 
 /*
- * Address a -> block of span (or slot) header h, by arithmetic alone: the
+ * Address a -> block of span header h, by arithmetic alone: the
  * magic that says this pool carved it, then a whole number of blocks from
  * its first.  0 if a is not the start of one of its blocks.
  */
@@ -395,9 +394,9 @@ SS_INLINE int ss_block_in(const sigsafe_pool *pool, uint32_t h, uintptr_t a,
     if (ss_load_acquire(&s->magic) != (pool->secret ^ h) || a < s->start)
         return 0;
     uintptr_t off = a - s->start;
-    /* Spans: off < 2^18 and block_size <= 2^14, so the reciprocal is exact
-     * (its error, below off / 2^32 < 2^-14, never reaches 1 / block_size).
-     * Slots have one block and recip 0: only off 0 passes. */
+    /* off < 2^18 and block_size <= 2^14, so the reciprocal is exact (its
+     * error, below off / 2^32 < 2^-14, never reaches 1 / block_size).
+     * One-block spans have recip 0: only off 0 passes. */
     uint32_t i = (uint32_t)(((uint64_t)off * s->recip) >> 32);
     if (off != (uintptr_t)i * s->block_size || i >= s->nblocks)
         return 0;
@@ -405,8 +404,8 @@ SS_INLINE int ss_block_in(const sigsafe_pool *pool, uint32_t h, uintptr_t a,
     return 1;
 }
 
-/* The common case of ss_block_in(): a span block.  0 if p is not the
- * start of one (it may still be a slot block: see sigsafe__locate()). */
+/* ss_block_in() by address: a span block.  0 if a is not the start of
+ * one (it may still be a large block: see sigsafe__locate()). */
 SS_INLINE int ss_locate_span(const sigsafe_pool *pool, uintptr_t a,
                              uint32_t *id)
 {
@@ -419,10 +418,11 @@ SS_INLINE int ss_locate_span(const sigsafe_pool *pool, uintptr_t a,
 /* Guard-page faults, for the guard component. */
 typedef enum ss_fault_kind {
     SS_FAULT_NONE,
-    SS_FAULT_OVERFLOW,       /* past the end of a slot block */
-    SS_FAULT_UNDERFLOW,      /* before the start of a slot block */
-    SS_FAULT_USE_AFTER_FREE, /* a quarantined (freed) GUARD_EACH block */
-    SS_FAULT_SPAN_END,       /* past the last block of a span */
+    SS_FAULT_OVERFLOW,       /* past the end of a large block */
+    SS_FAULT_UNDERFLOW,      /* before the start of a large block (or the
+                                lowest span in use of a zone) */
+    SS_FAULT_USE_AFTER_FREE, /* a freed large block */
+    SS_FAULT_SPAN_END,       /* past the last block of a zone's top span */
 } ss_fault_kind;
 typedef struct ss_fault {
     sigsafe_pool *pool;
@@ -432,6 +432,8 @@ typedef struct ss_fault {
     intptr_t offset; /* fault address - block */
 } ss_fault;
 SS_HIDDEN int sigsafe__classify_fault(uintptr_t addr, ss_fault *f);
+SS_HIDDEN int sigsafe__large_fault(sigsafe_pool *pool, uintptr_t addr,
+                                   ss_fault *f);
 
 /* free.c */
 /* Free the block located at p (w from sigsafe__locate), or reject p. */

@@ -54,37 +54,14 @@ void sigsafe__registry_remove(sigsafe_pool *pool)
 }
 
 
-/* Header index of the span or slot holding address a; SS_NIL if none. */
-static uint32_t header_of(const sigsafe_pool *pool, uintptr_t a)
-{
-    if (a >= pool->small_base && a < pool->small_end)
-        return (uint32_t)((a - pool->small_base) >> pool->span_shift);
-    if (a < pool->large_base || a >= pool->end ||
-        pool->first_slot_class >= pool->nclasses) /* a pool with no slots */
-        return SS_NIL;
-    /* Binary search over the large class areas, in address order. */
-    unsigned lo = pool->first_slot_class, hi = pool->nclasses;
-    while (hi - lo > 1) {
-        unsigned mid = (lo + hi) / 2;
-        if (a >= pool->large[mid].base)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    const ss_large *lg = &pool->large[lo];
-    if (a < lg->base)
-        return SS_NIL;
-    size_t slot = (a - lg->base) / lg->stride;
-    return slot < lg->nslots ? lg->first_hdr + (uint32_t)slot : SS_NIL;
-}
-
 ss_where sigsafe__locate(const void *p)
 {
-    ss_where w = {sigsafe__registry_find((uintptr_t)p), SS_NIL, 0};
+    ss_where w = {sigsafe__registry_find((uintptr_t)p), SS_NIL, 0, 0};
     if (!w.pool)
         return w;
-    uint32_t h = header_of(w.pool, (uintptr_t)p);
-    w.ok = h != SS_NIL && ss_block_in(w.pool, h, (uintptr_t)p, &w.id);
+    w.ok = ss_locate_span(w.pool, (uintptr_t)p, &w.id);
+    if (!w.ok)
+        w.ok = w.large = sigsafe__large_find(w.pool, (uintptr_t)p, &w.id);
     return w;
 }
 
@@ -100,7 +77,11 @@ size_t sigsafe_usable_size(const void *ptr)
     if (!ptr)
         return 0;
     ss_where w = sigsafe__locate(ptr);
-    if (!w.ok || !is_live(w.pool, w.id))
+    if (!w.ok)
+        return 0;
+    if (w.large)
+        return sigsafe__large_usable(w.pool, w.id);
+    if (!is_live(w.pool, w.id))
         return 0;
     return w.pool->spans[w.id >> SS_ID_SHIFT].block_size;
 }
@@ -110,11 +91,11 @@ sigsafe_pool *sigsafe_pool_of(const void *ptr)
     return ptr ? sigsafe__registry_find((uintptr_t)ptr) : NULL;
 }
 
-/* Last block of a carved span/slot header, or 0 if it was never carved. */
+/* 1 if span header h was carved. */
 static int carved(const sigsafe_pool *pool, uint32_t h)
 {
     /* acquire: pairs with the release store in header_publish(). */
-    return h < pool->nheaders &&
+    return h < pool->nsmall &&
            ss_load_acquire(&pool->spans[h].magic) == (pool->secret ^ h);
 }
 
@@ -129,8 +110,8 @@ static void fault_block(const sigsafe_pool *pool, uint32_t h, uint32_t i,
 
 /*
  * Classify a fault address for the guard component: which pool, which
- * guard (the end of a span, the guard after or before a slot) or which
- * quarantined block.  Returns 0 if the address is in no pool's guard or
+ * guard (a zone's end, the guard after or before a large block) or which
+ * freed large block.  Returns 0 if the address is in no pool's guard or
  * quarantined memory.  AS-safe: reads only, no locks.
  */
 int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
@@ -147,17 +128,20 @@ int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
     if (addr < meta_end)
         return 0;
     if (addr < pool->small_base) {
-        /* The guard before the first area: an underflow of its first block. */
+        /* The guard before the first area: an underflow of its first
+         * block (span 0, or the large area's first block). */
         f->kind = SS_FAULT_UNDERFLOW;
-        uint32_t h = 0; /* span 0, or the first slot when there are no spans */
-        for (unsigned c = pool->first_slot_class; !pool->nsmall &&
-                                                  c < pool->nclasses; c++)
-            if (pool->large[c].nslots) {
-                h = pool->large[c].first_hdr;
-                break;
-            }
-        if (carved(pool, h))
-            fault_block(pool, h, 0, addr, f);
+        uint32_t leaf;
+        size_t u;
+        if (carved(pool, 0)) {
+            fault_block(pool, 0, 0, addr, f);
+        } else if (!pool->nsmall &&
+                   sigsafe__large_find(pool, pool->large_base, &leaf) &&
+                   (u = sigsafe__large_usable(pool, leaf)) != 0) {
+            f->block = pool->large_base;
+            f->size = u;
+            f->offset = (intptr_t)(addr - f->block);
+        }
         return 1;
     }
     if (addr < pool->small_end) {
@@ -183,41 +167,5 @@ int sigsafe__classify_fault(uintptr_t addr, ss_fault *f)
             }
         return 1;
     }
-    uint32_t h = header_of(pool, addr);
-    if (h == SS_NIL)
-        return 0;
-    /* header_of() located the slot; its class area gives the geometry. */
-    const ss_large *lg = NULL;
-    for (unsigned c = pool->first_slot_class; !lg && c < pool->nclasses; c++)
-        if (h >= pool->large[c].first_hdr &&
-            h - pool->large[c].first_hdr < pool->large[c].nslots)
-            lg = &pool->large[c];
-    if (!lg)
-        return 0;
-    uint32_t slot = h - lg->first_hdr;
-    uintptr_t off = addr - lg->base - (uintptr_t)slot * lg->stride;
-    size_t bytes = lg->stride - SS_PAGE;
-    if (off < bytes) {
-        /* Inside a block's own pages: only a quarantined block faults. */
-        /* relaxed: a snapshot for a report */
-        if (!carved(pool, h) ||
-            ss_st_is_live(ss_load_relaxed(ss_state(pool, ss_id(h, 0)))))
-            return 0;
-        f->kind = SS_FAULT_USE_AFTER_FREE;
-        fault_block(pool, h, 0, addr, f);
-        return 1;
-    }
-    /* The guard page between slot and slot + 1: the first half is taken as
-     * an overrun of the block before, the second as an underrun of the
-     * block after (one-byte errors land at the two ends). */
-    int next_ok = slot + 1 < lg->nslots && carved(pool, h + 1);
-    if ((off - bytes < SS_PAGE / 2 || !next_ok) && carved(pool, h)) {
-        f->kind = SS_FAULT_OVERFLOW;
-        fault_block(pool, h, 0, addr, f);
-    } else {
-        f->kind = next_ok ? SS_FAULT_UNDERFLOW : SS_FAULT_OVERFLOW;
-        if (next_ok)
-            fault_block(pool, h + 1, 0, addr, f);
-    }
-    return 1;
+    return sigsafe__large_fault(pool, addr, f);
 }

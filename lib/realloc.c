@@ -15,14 +15,18 @@ static void *realloc_in(sigsafe_pool *fallback, void *ptr, size_t size)
     /* One lookup serves the checks, the copy and the free. */
     ss_where w = sigsafe__locate(ptr);
     /* relaxed: a snapshot; the free below decides by its own exchange. */
-    if (size == 0 || !w.ok ||
-        !ss_st_is_live(ss_load_relaxed(ss_state(w.pool, w.id)))) {
+    size_t have = !w.ok ? 0
+                  : w.large
+                      ? sigsafe__large_usable(w.pool, w.id)
+                  : ss_st_is_live(ss_load_relaxed(ss_state(w.pool, w.id)))
+                      ? w.pool->spans[w.id >> SS_ID_SHIFT].block_size
+                      : 0;
+    if (size == 0 || !have) {
         /* realloc(p, 0) frees p; a pointer that is not a live block is
          * rejected exactly as free() would reject it. */
         (void)sigsafe__free_at(w, ptr);
         return NULL;
     }
-    size_t have = w.pool->spans[w.id >> SS_ID_SHIFT].block_size;
     if (size <= have)
         return ptr;
     void *q = sigsafe_pool_alloc(w.pool, size);

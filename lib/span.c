@@ -117,89 +117,12 @@ int sigsafe__carve_span(sigsafe_pool *pool, unsigned cls)
     return carve(pool, cls, 0) == SS_NIL;
 }
 
-/* Carve the next never-used slot of a slot class; SS_NIL when none. */
-static uint32_t carve_slot(sigsafe_pool *pool, unsigned cls, size_t bs)
-{
-    ss_large *lg = &pool->large[cls];
-    uint32_t slot = frontier_take(&lg->frontier, lg->nslots);
-    if (slot == SS_NIL)
-        return SS_NIL;
-    uint32_t h = lg->first_hdr + slot;
-    uintptr_t start = lg->base + (uintptr_t)slot * lg->stride;
-    /* Its first use: the block's pages become readable and writable; the
-     * guard page after it stays as reserved. */
-    if (!pool->mapped_at_create &&
-        sigsafe__sys_mprotect((void *)start, bs, PROT_READ | PROT_WRITE) != 0)
-        return SS_NIL;
-    header_publish(pool, h, start, bs, 1, cls);
-    if (!(pool->flags & SIGSAFE_POOL_PREFAULT) || slot) /* relaxed: a count */
-        ss_add_relaxed(&pool->mapped, bs + sizeof(ss_span));
-    /* relaxed: fresh, ours alone until handed out. */
-    ss_store_relaxed(&pool->spans[h].state1, ss_st_live(cls));
-    return ss_id(h, 0);
-}
-
-/* Reuse a freed slot of the class; SS_NIL when its list is empty. */
-static uint32_t reuse_slot(sigsafe_pool *pool, unsigned cls)
-{
-    for (;;) {
-        int bad = 0;
-        uint32_t id = ss_pop(pool, cls, &bad);
-        if (id == SS_NIL && !bad)
-            return SS_NIL;
-        if (id != SS_NIL && mark_live(pool, id, cls)) {
-            if (SS_LIKELY(!(pool->flags & SIGSAFE_POOL_GUARD_EACH)) ||
-                sigsafe__unquarantine(pool, &pool->spans[id >> SS_ID_SHIFT]))
-                return id;
-            /* No VMA left to lift the quarantine: put it back, fail. */
-            /* relaxed: the block is ours until the push, which publishes. */
-            ss_store_relaxed(ss_state(pool, id), ss_st_free(cls));
-            ss_push_chain(pool, cls, id, id);
-            return SS_NIL;
-        }
-        sigsafe__list_corrupt(pool, cls, id);
-    }
-}
-
-/*
- * A slot class (large blocks; every block of a GUARD_EACH pool): reuse or
- * carve a slot.  GUARD_EACH carves fresh slots first, so a freed block
- * stays quarantined as long as possible.
- */
-static uint32_t alloc_slot(sigsafe_pool *pool, unsigned cls)
-{
-    if (cls >= pool->nclasses || !pool->large[cls].nslots)
-        return SS_NIL;
-    size_t bs = ss_class_size(cls);
-    uint32_t id;
-    if (pool->flags & SIGSAFE_POOL_GUARD_EACH) {
-        id = carve_slot(pool, cls, bs);
-        if (id == SS_NIL)
-            id = reuse_slot(pool, cls);
-    } else {
-        id = reuse_slot(pool, cls);
-        if (id == SS_NIL)
-            id = carve_slot(pool, cls, bs);
-    }
-    return id;
-}
-
 /*
  * A small class whose stack was empty: carve a span; failing that (capacity
  * or small area used up), take a block of a larger small class that is free.
  */
 uint32_t sigsafe__alloc_slow(sigsafe_pool *pool, unsigned cls)
 {
-    if (cls >= pool->span_classes) {
-        /* Slots of a class are planned at create; when they are all live,
-         * a slot up to four times larger serves (the caller charges the
-         * difference). */
-        uint32_t id = SS_NIL;
-        for (unsigned c = cls; id == SS_NIL && c < pool->nclasses && c <= cls + 8;
-             c++)
-            id = alloc_slot(pool, c);
-        return id;
-    }
     uint32_t id = carve(pool, cls, 1);
     if (id != SS_NIL)
         return id;
@@ -231,24 +154,6 @@ void sigsafe__list_corrupt(sigsafe_pool *pool, unsigned cls, uint32_t id)
     sigsafe__report_corrupt(pool, cls, id);
 }
 
-/*
- * GUARD_EACH quarantine: a freed block's pages become guard pages until the
- * block is handed out again, so a use-after-free faults.  Debug mode only:
- * these are the only system calls an AS-safe path makes on a live pool.
- */
-void sigsafe__quarantine(sigsafe_pool *pool, const ss_span *s)
-{
-    (void)pool;
-    (void)sigsafe__sys_mprotect((void *)s->start, s->block_size, PROT_NONE);
-}
-
-int sigsafe__unquarantine(sigsafe_pool *pool, const ss_span *s)
-{
-    (void)pool;
-    return sigsafe__sys_mprotect((void *)s->start, s->block_size,
-                                 PROT_READ | PROT_WRITE) == 0;
-}
-
 /* ------------------------------------------------------------ building */
 
 int sigsafe__config_check(const sigsafe_pool_config *cfg)
@@ -272,52 +177,59 @@ int sigsafe__config_check(const sigsafe_pool_config *cfg)
  * The region (docs/design.md, "Region"): one reservation, PROT_NONE, that
  * costs address space and nothing else.  Create makes the metadata
  * readable and writable (one mprotect; its pages are touched as they are
- * used), and a span or slot becomes readable and writable when it is first
- * carved.  Guard pages are simply never made accessible: PROT_NONE pages
- * of the reservation.
+ * used); a span becomes readable and writable when it is first carved, a
+ * large block when it is handed out.  Guard pages are simply never made
+ * accessible: PROT_NONE pages of the reservation.
  *
  * The small area is cut into at most SS_ZONES zones of zone_spans spans
  * and one guard slot (a span's worth of address, never carved) each.  A
  * zone is carved from its top down, so its spans in use are one mapping
- * that ends at its guard: the pool needs two mappings (VMAs) a zone
- * however many spans it carves.
+ * that ends at its guard: the small area needs two mappings (VMAs) a zone
+ * however many spans it carves.  The large area (large.c) needs two a live
+ * block.
  *
- * Pools that may make no system call after create (NO_SYSCALLS, and
- * PREFAULT, which commits everything up front) make all of it accessible
- * at create instead: one mprotect a zone and a slot area, one more a slot
- * guard.  sigsafe__test_map_at_create makes every pool do so, for tests.
+ * Pools that may make no system call after create (NO_SYSCALLS; PREFAULT,
+ * which commits everything up front, unless GUARD_EACH) make all of it
+ * accessible at create instead: one mprotect a zone and one for the large
+ * area.  sigsafe__test_map_at_create makes every pool do so, for tests.
  */
 int sigsafe__test_map_at_create;
 
 typedef struct layout {
     size_t capacity;
-    unsigned nclasses;
-    uint32_t nsmall, zone_spans, small_spans, nheaders;
-    size_t off_spans, off_links, off_states, off_tc, meta, total;
+    uint32_t nsmall, zone_spans, small_spans;
+    unsigned large_top_k, large_leaf_k;
+    size_t off_spans, off_links, off_states, off_tc, off_tree, off_linfo;
+    size_t meta, total;
     int map_at_create;
     unsigned span_shift;
-    unsigned span_classes, first_slot_class;
-    uint32_t nslots[SS_NCLASSES];
 } layout;
+
+static unsigned log2_up(size_t n)
+{
+    return n <= 1 ? 0 : 64u - (unsigned)__builtin_clzll((unsigned long long)(n - 1));
+}
 
 static int plan(layout *l, size_t capacity, unsigned flags)
 {
     int guard_each = (flags & SIGSAFE_POOL_GUARD_EACH) != 0;
     l->capacity = capacity;
-    l->map_at_create = sigsafe__test_map_at_create ||
-                       (flags & (SIGSAFE_POOL_NO_SYSCALLS |
-                                 SIGSAFE_POOL_PREFAULT)) != 0;
-    /* A 64 KiB span holds at least 3/4 of its size in blocks of any
-     * class.  Spans stay with their class, so the area is twice what the
+    l->map_at_create =
+        (flags & SIGSAFE_POOL_NO_SYSCALLS) ||
+        (!guard_each && (sigsafe__test_map_at_create ||
+                         (flags & SIGSAFE_POOL_PREFAULT)));
+    /* A 64 KiB span holds at least 7/8 of its size in blocks of any
+     * class.  Spans stay with their class, so the area is 5/4 of what the
      * capacity needs plus one span per class: mixes of sizes that shift
-     * over time still find room (and a class that finds none borrows a
+     * over time find some room (and a class that finds none borrows a
      * larger class's free block).  Untouched spans cost address space.
      * Very big pools get bigger spans, so that ids stay 32 bits. */
     size_t spans = 0;
     for (l->span_shift = SS_SPAN_SHIFT;; l->span_shift++) {
-        size_t per_cap = capacity / ((size_t)3 << (l->span_shift - 2));
-        spans = guard_each ? 0 : 2 * per_cap + SS_NSMALL + 1;
-        if (spans + spans / SS_ZONES + 1 <= SS_MAX_HEADERS / 2)
+        spans = guard_each ? 0
+                           : (capacity >> l->span_shift) * 10 / 7 +
+                                 SS_NSMALL + 1;
+        if (spans + spans / SS_ZONES + 1 < SS_MAX_HEADERS)
             break;
         if (l->span_shift == SS_SPAN_SHIFT_MAX)
             return 22;
@@ -327,41 +239,32 @@ static int plan(layout *l, size_t capacity, unsigned flags)
     l->zone_spans = z;
     l->small_spans = nzones * z;
     l->nsmall = nzones * (z + 1);
-    /* Slots per class: all the capacity in blocks of that class, at most
-     * SS_MAX_SLOTS.  Mapped at create, each slot's guard is a mapping of
-     * its own (two VMAs a slot): the slots together then stay under
-     * SS_MPROTECT_GUARDS, inside the default vm.max_map_count. */
-    uint32_t slot_cap = SS_MAX_SLOTS;
-    unsigned top = ss_class_of(capacity) + 1;
-    if (l->map_at_create) {
-        size_t share = SS_MPROTECT_GUARDS /
-                       (top > SS_NSMALL ? top - SS_PAGE_CLASS : 1);
-        slot_cap = (uint32_t)(share < 16 ? 16 : share);
+    /* The large area: one buddy tree whose root holds a block of the
+     * whole capacity and its guard page (twice the capacity in GUARD_EACH
+     * pools, whose blocks of a page take two).  None where no large block
+     * fits. */
+    size_t cap = (capacity + SS_PAGE - 1) & ~(size_t)(SS_PAGE - 1);
+    l->large_leaf_k = guard_each ? SS_EACH_LEAF_K : SS_LARGE_LEAF_K;
+    l->large_top_k = 0;
+    if (guard_each || capacity > SS_SMALL_MAX) {
+        unsigned k = log2_up(guard_each ? 2 * cap : cap + SS_PAGE);
+        l->large_top_k = k > l->large_leaf_k ? k : l->large_leaf_k;
     }
-    /* GUARD_EACH: no spans; every page-multiple class gets slots. */
-    l->span_classes = guard_each ? 0 : SS_NSMALL;
-    l->first_slot_class = guard_each ? SS_PAGE_CLASS : SS_NSMALL;
-    l->nclasses = top > l->first_slot_class ? top : l->first_slot_class;
-    size_t nh = l->nsmall, large = 0;
-    for (unsigned c = l->first_slot_class; c < l->nclasses; c++) {
-        size_t bs = ss_class_size(c);
-        size_t n = (bs % SS_PAGE) ? 0 : capacity / bs;
-        l->nslots[c] = (uint32_t)(n < slot_cap ? n : slot_cap);
-        nh += l->nslots[c];
-        large += (size_t)l->nslots[c] * (bs + SS_PAGE);
-    }
-    if (nh >= SS_MAX_HEADERS)
-        return 22;
-    l->nheaders = (uint32_t)nh;
+    size_t leaves = l->large_top_k
+                        ? (size_t)1 << (l->large_top_k - l->large_leaf_k)
+                        : 0;
     l->off_spans = PAGE_UP(sizeof(sigsafe_pool));
-    l->off_links = l->off_spans + PAGE_UP(nh * sizeof(ss_span));
+    l->off_links = l->off_spans + PAGE_UP((size_t)l->nsmall * sizeof(ss_span));
     l->off_states = l->off_links + PAGE_UP((size_t)l->nsmall * 4u << SS_ID_SHIFT);
     l->off_tc = l->off_states +
                 PAGE_UP((size_t)l->nsmall << (l->span_shift - SS_GRAIN_SHIFT));
-    l->meta = l->off_tc + PAGE_UP(SS_TC_RECORDS * sizeof(ss_tcache));
-    /* meta, at least one guard page, alignment slack, spans, slots */
+    l->off_tree = l->off_tc + PAGE_UP(SS_TC_RECORDS * sizeof(ss_tcache));
+    l->off_linfo = l->off_tree + PAGE_UP(2 * leaves * sizeof(uint32_t));
+    l->meta = l->off_linfo + PAGE_UP(leaves * sizeof(uint32_t));
+    /* meta, at least one guard page, alignment slack, spans, large area */
     size_t span = (size_t)1 << l->span_shift;
-    l->total = l->meta + SS_PAGE + span + (size_t)l->nsmall * span + large;
+    l->total = l->meta + SS_PAGE + span + (size_t)l->nsmall * span +
+               (l->large_top_k ? (size_t)1 << l->large_top_k : 0);
     return 0;
 }
 
@@ -398,8 +301,8 @@ static uint64_t make_secret(uintptr_t base)
     return s | 1; /* never 0, the mark of an uncarved span */
 }
 
-/* Map everything at create (see above): each zone's spans, each slot area
- * with its guard pages cut out, and, for PREFAULT, their pages touched. */
+/* Map everything at create (see above): each zone's spans and the large
+ * area, and, for PREFAULT, their pages touched. */
 static int map_at_create(sigsafe_pool *pool, int touch)
 {
     int rw = PROT_READ | PROT_WRITE;
@@ -412,20 +315,13 @@ static int map_at_create(sigsafe_pool *pool, int touch)
         if (touch)
             prefault(at, zone);
     }
-    for (unsigned c = pool->first_slot_class; c < pool->nclasses; c++) {
-        const ss_large *lg = &pool->large[c];
-        if (!lg->nslots)
-            continue;
-        long r = sigsafe__sys_mprotect((void *)lg->base,
-                                       (size_t)lg->nslots * lg->stride, rw);
-        for (uint32_t i = 0; !r && i < lg->nslots; i++)
-            r = sigsafe__sys_mprotect((void *)(lg->base + (i + 1) * lg->stride -
-                                               SS_PAGE),
-                                      SS_PAGE, PROT_NONE);
+    if (pool->large_top_k) {
+        size_t len = (size_t)1 << pool->large_top_k;
+        long r = sigsafe__sys_mprotect((void *)pool->large_base, len, rw);
         if (r)
             return (int)-r;
         if (touch)
-            prefault((void *)lg->base, lg->stride - SS_PAGE);
+            prefault((void *)pool->large_base, len);
     }
     return 0;
 }
@@ -466,22 +362,21 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     }
     pool->flags = cfg->flags;
     pool->capacity = l.capacity;
-    pool->nclasses = l.nclasses;
-    pool->span_classes = l.span_classes;
-    pool->first_slot_class = l.first_slot_class;
+    pool->span_classes = (cfg->flags & SIGSAFE_POOL_GUARD_EACH) ? 0 : SS_NSMALL;
     pool->mapped_at_create = l.map_at_create;
     pool->map_size = l.total;
     pool->end = (uintptr_t)base + l.total;
     pool->nsmall = l.nsmall;
     pool->zone_spans = l.zone_spans;
     pool->small_spans = l.small_spans;
-    pool->nheaders = l.nheaders;
-    pool->id_limit = l.nheaders << SS_ID_SHIFT;
+    pool->id_limit = l.nsmall << SS_ID_SHIFT;
     pool->meta_bytes = l.meta;
     pool->spans = (ss_span *)(base + l.off_spans);
     pool->links = (ss_a32 *)(base + l.off_links);
     pool->states = (ss_a8 *)(base + l.off_states);
     pool->tcaches = (ss_tcache *)(base + l.off_tc);
+    pool->tree = (ss_a32 *)(base + l.off_tree);
+    pool->linfo = (ss_a32 *)(base + l.off_linfo);
     /* Thread caches for the classes up to 1 KiB, in pools big enough that
      * what they hold (capacity / 2048 a class at most: see tcache.h) is
      * small change. */
@@ -494,18 +389,9 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
                        ~(span - 1);
     pool->small_end = pool->small_base + ((uintptr_t)l.nsmall << l.span_shift);
     pool->large_base = pool->small_end;
-    uintptr_t at = pool->large_base;
-    uint32_t hdr = l.nsmall;
-    for (unsigned c = l.first_slot_class; c < l.nclasses; c++) {
-        ss_large *lg = &pool->large[c];
-        lg->base = at;
-        lg->stride = ss_class_size(c) + SS_PAGE;
-        lg->nslots = l.nslots[c];
-        lg->first_hdr = hdr;
-        hdr += lg->nslots;
-        at += lg->nslots * lg->stride;
-    }
-    for (unsigned c = 0; c < SS_NCLASSES; c++)
+    pool->large_top_k = l.large_top_k;
+    pool->large_leaf_k = l.large_leaf_k;
+    for (unsigned c = 0; c < SS_NSMALL; c++)
         ss_store_relaxed(&pool->heads[c].word, SS_NIL); /* relaxed: private */
 
     /* bytes_mapped: the pool header, then what carving puts to use (all
@@ -520,9 +406,8 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
         mapped = l.meta;
         prefault(base, l.meta);
         mapped += (size_t)l.small_spans * pool->span_usable;
-        for (unsigned c = l.first_slot_class; c < l.nclasses; c++)
-            if (pool->large[c].nslots)
-                mapped += pool->large[c].stride - SS_PAGE;
+        if (l.large_top_k)
+            mapped += (size_t)1 << l.large_top_k;
     }
     ss_store_relaxed(&pool->mapped, mapped); /* relaxed: still private */
     name_region(pool);
