@@ -13,7 +13,13 @@
 #include "sys.h"
 
 #define RESERVE_CAPACITY ((size_t)256 << 10)
-#define SS_MIN_ALTSTACK 4096ul /* floor where AT_MINSIGSTKSZ is missing */
+/* Floor where AT_MINSIGSTKSZ is missing (qemu-user, old kernels): the
+ * architecture's minimum signal frame; aarch64's MINSIGSTKSZ is 5120. */
+#if defined(__aarch64__)
+#define SS_MIN_ALTSTACK 5120ul
+#else
+#define SS_MIN_ALTSTACK 4096ul
+#endif
 
 /* Remembered for sigsafe_sigaction()'s `old`: the user's own flags. */
 static ss_aint user_flags[SS_NSIG];
