@@ -17,6 +17,8 @@
 #                          a gcovr report of lib/ in build/coverage/report/
 #   tools/test.sh aarch64  the suite cross-built for aarch64 (Debian's
 #                          gcc-aarch64-linux-gnu) and run under qemu-user
+#   tools/test.sh musl     the library built with musl-gcc and the tests
+#                          that need no glibc-only library (test/musl/)
 # (docs/testing.md says what each runs.)
 # Words combine (tools/test.sh clang Os, tools/test.sh clang tsan); each
 # combination builds in its own directory, build/<words> (the root is
@@ -27,7 +29,7 @@ cd "$(dirname "$0")/.."
 
 usage() {
     echo "usage: tools/test.sh [gcc|clang] [O0|O2|Os]" \
-        "[asan|tsan|stress|fuzz|memcheck|coverage|aarch64]" >&2
+        "[asan|tsan|stress|fuzz|memcheck|coverage|aarch64|musl]" >&2
     exit 2
 }
 build_type=RelWithDebInfo
@@ -56,7 +58,7 @@ for word; do
     coverage) verify=coverage build_type=Debug
         select="-LE stress|install|memcheck|valgrind" ;;
     # Platforms (docs/testing.md): gcc only.
-    aarch64) platform=$word ;;
+    aarch64 | musl) platform=$word ;;
     *) usage ;;
     esac
     name="${name:+$name-}$word"
@@ -66,6 +68,7 @@ done
 
 case "$platform" in
 aarch64) tools/deps.sh ;; # the host's own tools: cmake, pkg-config
+musl) tools/deps.sh musl-tools ;;
 *) tools/deps.sh $cc ;;
 esac
 if [ "$platform" = aarch64 ]; then
@@ -98,6 +101,7 @@ args="-DCMAKE_BUILD_TYPE=$build_type -DSIGSAFE_WERROR=ON"
 case "$platform" in
 aarch64) toolchain=$PWD/cmake/toolchain-aarch64-linux-gnu.cmake
     args="$args -DCMAKE_TOOLCHAIN_FILE=$toolchain" ;;
+musl) args="$args -DCMAKE_C_COMPILER=musl-gcc" ;;
 esac
 case "$verify" in
 fuzz) args="$args -DSIGSAFE_BUILD_FUZZ=ON" ;;
@@ -105,7 +109,11 @@ memcheck) args="$args -DSIGSAFE_VALGRIND=ON" ;;
 coverage) args="$args -DSIGSAFE_COVERAGE=ON" ;;
 esac
 build="${SIGSAFE_BUILD_ROOT:-build}/$name"
-cmake -S . -B "$build" $args >/dev/null
+source=.
+# musl: Check is not packaged for musl; test/musl/ builds sigsafe with its
+# own runner.
+[ "$platform" != musl ] || source=test/musl
+cmake -S "$source" -B "$build" $args >/dev/null
 cmake --build "$build" -j "$jobs" $targets
 [ "$verify" != coverage ] || find "$build" -name '*.gcda' -delete
 ctest --test-dir "$build" --output-on-failure -j "$jobs" $select
