@@ -3,8 +3,25 @@
 # atomic may turn into a libatomic call.
 include(CheckCSourceCompiles)
 include(CheckCSourceRuns)
+include(CheckCCompilerFlag)
 
-set(CMAKE_REQUIRED_FLAGS "-std=c11")
+# aarch64: GCC (10 and later) and clang default to -moutline-atomics, which
+# turns every atomic into a call to a libgcc helper (__aarch64_cas8_acq and
+# friends) that picks LSE or LL/SC at run time.  sigsafe compiles its
+# atomics inline instead (docs/design.md, "Platforms"): LL/SC loops for
+# the armv8.0 baseline, LSE instructions where -march allows them.  The
+# symbol audit (sigsafe.symbols) then forbids __aarch64_ references.
+set(SIGSAFE_ARCH_FLAGS)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+    check_c_compiler_flag(-mno-outline-atomics SIGSAFE_HAVE_NO_OUTLINE_ATOMICS)
+    # A compiler without the option has no outline atomics either.
+    if(SIGSAFE_HAVE_NO_OUTLINE_ATOMICS)
+        list(APPEND SIGSAFE_ARCH_FLAGS -mno-outline-atomics)
+    endif()
+endif()
+
+list(JOIN SIGSAFE_ARCH_FLAGS " " arch_flags)
+set(CMAKE_REQUIRED_FLAGS "-std=c11 ${arch_flags}")
 check_c_source_compiles("
 #include <stdatomic.h>
 #include <stdint.h>

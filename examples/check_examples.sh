@@ -7,6 +7,10 @@
 # 77: skipped (with the reason).
 set -u
 mode=$1 kind=$2 exe=$3
+# A cross build's emulator (qemu-user) runs the program; the architecture
+# is the program's.
+emulator=${SIGSAFE_TEST_EMULATOR:-}
+arch=${SIGSAFE_TEST_ARCH:-$(uname -m)}
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sigsafe-example.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
@@ -41,7 +45,8 @@ if [ "$mode" = profile ]; then
     *) echo "unknown case $kind"; exit 2 ;;
     esac
     # shellcheck disable=SC2086 # args is a word list
-    "$exe" $args >"$dir/out" 2>"$dir/err"
+    # shellcheck disable=SC2086 # emulator is a command and its options
+    $emulator "$exe" $args >"$dir/out" 2>"$dir/err"
     status=$?
     [ "$status" -eq 0 ] || fail "exit status $status, expected 0"
     has "$dir/out" '^samples: [1-9][0-9]* taken' "no samples taken"
@@ -69,8 +74,19 @@ fpe) sig=8 name=SIGFPE ;;
 *) echo "unknown case $kind"; exit 2 ;;
 esac
 
+# What qemu-user cannot show (docs/testing.md).
+if [ -n "$emulator" ]; then
+    case "$kind" in
+    stackoverflow)
+        skip "under qemu-user: it maps the program's stack with a PROT_NONE" \
+            "page of its own below it, so the fault lies in a mapping and" \
+            "libsigsegv does not take it for a stack overflow" ;;
+    esac
+fi
+
 report="$dir/report.txt"
-"$exe" --demo "$kind" --report "$report" >"$dir/out" 2>"$dir/err"
+# shellcheck disable=SC2086 # emulator is a command and its options
+$emulator "$exe" --demo "$kind" --report "$report" >"$dir/out" 2>"$dir/err"
 status=$?
 if [ "$status" -eq 77 ]; then
     skip "$(grep -h skipped "$dir/err" "$dir/out" | head -n 1)"
@@ -106,7 +122,7 @@ segv)
     ;;
 abort) has "$err" '^signal: +SIGABRT \(6\), SI_TKILL' "not raised by abort" ;;
 fpe)
-    case "$(uname -m)" in
+    case "$arch" in
     x86_64) has "$err" 'FPE_INTDIV' "not an integer division by zero" ;;
     esac
     ;;

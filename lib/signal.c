@@ -13,7 +13,13 @@
 #include "sys.h"
 
 #define RESERVE_CAPACITY ((size_t)256 << 10)
-#define SS_MIN_ALTSTACK 4096ul /* floor where AT_MINSIGSTKSZ is missing */
+/* Floor where AT_MINSIGSTKSZ is missing (qemu-user, old kernels): the
+ * architecture's minimum signal frame; aarch64's MINSIGSTKSZ is 5120. */
+#if defined(__aarch64__)
+#define SS_MIN_ALTSTACK 5120ul
+#else
+#define SS_MIN_ALTSTACK 4096ul
+#endif
 
 /* Remembered for sigsafe_sigaction()'s `old`: the user's own flags. */
 static ss_aint user_flags[SS_NSIG];
@@ -209,7 +215,7 @@ int sigsafe_altstack_install(size_t size)
         goto out;
     }
     long merr;
-    char *map = sigsafe__sys_mmap(NULL, need + SS_PAGE, PROT_READ | PROT_WRITE,
+    char *map = sigsafe__sys_mmap(NULL, need + SS_PAGE, PROT_NONE,
                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
                                       MAP_STACK,
                                   &merr);
@@ -217,9 +223,11 @@ int sigsafe_altstack_install(size_t size)
         err = (int)merr;
         goto out;
     }
-    /* The guard page sits below the stack: stacks grow down. */
-    if (sigsafe__sys_madvise(map, SS_PAGE, MADV_GUARD_INSTALL) != 0 &&
-        sigsafe__sys_mprotect(map, SS_PAGE, PROT_NONE) != 0) {
+    /* The guard page sits below the stack (stacks grow down): a PROT_NONE
+     * page, as the pools' guards are; the stack above it is made
+     * accessible. */
+    if (sigsafe__sys_mprotect(map + SS_PAGE, need, PROT_READ | PROT_WRITE) !=
+        0) {
         err = ENOMEM;
         goto unmap;
     }

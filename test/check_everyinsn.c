@@ -887,6 +887,11 @@ START_TEST(every_instruction)
         printf("everyinsn: skipped: needs x86-64 or aarch64\n");
         return;
     }
+    if (st_under_emulator()) {
+        printf("everyinsn: skipped under qemu-user: it implements no ptrace, "
+               "so nothing can single-step the child\n");
+        return;
+    }
     if (st_under_tsan()) {
         printf("everyinsn: skipped under TSan: it defers asynchronous "
                "signals to its own safe points, so no handler would run "

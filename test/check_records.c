@@ -107,6 +107,13 @@ static void *child_thread(void *arg)
 
 START_TEST(fork_mid_operation)
 {
+    if (st_under_emulator()) {
+        /* qemu 7.2: "cpu_exec: assertion failed: (cpu == current_cpu)". */
+        printf("fork_mid_operation: skipped under qemu-user: the child of a "
+               "fork taken while another thread runs cannot start a thread "
+               "(the emulator aborts)\n");
+        return;
+    }
     fk_pool = make_pool("rec-fork", 4 * ST_MIB);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, hammer, NULL), 0);

@@ -487,6 +487,12 @@ int st_under_asan(void)
 #endif
 }
 
+int st_under_emulator(void)
+{
+    const char *emu = getenv("SIGSAFE_TEST_EMULATOR");
+    return emu != NULL && emu[0] != '\0';
+}
+
 /* ------------------------------------------------------------------ main */
 
 /*

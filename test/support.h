@@ -182,6 +182,10 @@ long long st_now_ms(void);
 /* Whether this build runs under TSan or ASan. */
 int st_under_tsan(void);
 int st_under_asan(void);
+/* Whether the suites run under a user-mode emulator (qemu-user, for a cross
+ * build): CMake sets SIGSAFE_TEST_EMULATOR in the tests' environment.  A
+ * test that the emulator cannot run prints why and returns. */
+int st_under_emulator(void);
 
 /* ------------------------------------------------------------------ main */
 

@@ -5,6 +5,9 @@
 #   cmake -DSTEP=<step> -DSOURCE_DIR=<sigsafe source> -DWORK_DIR=<dir>
 #         -DVERSION=<x.y.z> [-DC_COMPILER=cc] [-DC_FLAGS=...]
 #         [-DBUILD_TYPE=...] [-DGENERATOR=...] [-DGUARD=ON|OFF]
+#         [-DTOOLCHAIN_FILE=<file>] [-DEMULATOR="qemu-aarch64 ..."]
+# A cross build passes its toolchain file, for the consumer projects, and
+# the emulator that runs what they build.
 #         -P consumers.cmake
 #
 # Steps:
@@ -55,6 +58,10 @@ set(configure_args "-DCMAKE_C_COMPILER=${C_COMPILER}"
 if(GENERATOR)
     list(APPEND configure_args -G "${GENERATOR}")
 endif()
+if(TOOLCHAIN_FILE)
+    list(APPEND configure_args "-DCMAKE_TOOLCHAIN_FILE=${TOOLCHAIN_FILE}")
+endif()
+separate_arguments(emulator UNIX_COMMAND "${EMULATOR}")
 set(config_args)
 if(BUILD_TYPE)
     set(config_args --config ${BUILD_TYPE})
@@ -72,7 +79,7 @@ endfunction()
 
 # run_app(<exe>): the consumer program must exit 0 and say "ok".
 function(run_app exe)
-    run("run ${exe}" ${exe})
+    run("run ${exe}" ${emulator} ${exe})
     if(NOT run_output MATCHES ": ok\n$")
         message(FATAL_ERROR "${exe}: unexpected output: ${run_output}")
     endif()
