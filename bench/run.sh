@@ -9,6 +9,8 @@
 #   bench/run.sh quick [options]    the same, short: checks the harness only
 #   bench/run.sh callgrind          instructions per W1 alloc+free pair
 #   bench/run.sh strace             sigsafe's steady state makes no system call
+#   bench/run.sh region             what a pool costs: create, page tables,
+#                                   address space, mappings, fork
 #
 # Options:
 #   --threads N     W3 runs 1..N threads (default: online CPUs; 16 for 1..16)
@@ -23,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 mode=all
 case "${1:-}" in
-all|quick|callgrind|strace) mode=$1; shift ;;
+all|quick|callgrind|strace|region) mode=$1; shift ;;
 esac
 threads="" update_docs=0 deps=1
 while [ $# -gt 0 ]; do
@@ -46,6 +48,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 pkgs="g++ libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libabsl-dev"
 case "$mode" in
 all|quick) pkgs="$pkgs gnuplot-nox" ;;
+region) pkgs="" ;;
 callgrind) pkgs="$pkgs valgrind" ;;
 strace) pkgs="$pkgs strace" ;;
 esac
@@ -57,7 +60,8 @@ fi
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSIGSAFE_BUILD_BENCH=ON \
     -DSIGSAFE_BUILD_TESTS=OFF -DSIGSAFE_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" --target sigsafe_bench -j "$jobs" >/dev/null
+cmake --build "$build" --target sigsafe_bench sigsafe_region -j "$jobs" \
+    >/dev/null
 mkdir -p "$results"
 
 # Stop unless the tool a mode runs is installed.
@@ -192,6 +196,7 @@ update_docs() {
                 ../bench/results/w3_threads.png
         [ -f "$results/callgrind.md" ] && cat "$results/callgrind.md"
         [ -f "$results/strace.md" ] && cat "$results/strace.md"
+        [ -f "$results/region.md" ] && cat "$results/region.md"
     } >"$part"
     awk -v part="$part" '
         /<!-- BEGIN GENERATED RESULTS/ {
@@ -212,6 +217,7 @@ case "$mode" in
 all|quick) run_bench "$@" ;;
 callgrind) run_callgrind ;;
 strace) run_strace || status=1 ;;
+region) "$build/bench/sigsafe-region" --md "$results/region.md" ;;
 esac
 [ "$update_docs" = 1 ] && update_docs
 exit $status
