@@ -362,6 +362,26 @@ static int find_live(const void *p)
 
 static unsigned expected_pool_rejects, expected_default_rejects;
 
+/* This thread's record in pool2, with blocks of `size` bytes in its bins,
+ * made to look like one that a vanished thread left (keyed by `key`, not
+ * our token), and unbound from TLS.  Not stepped further than its calls. */
+static void forge_vanished(size_t size, uint64_t key)
+{
+    void *q[6];
+    for (int i = 0; i < 6; i++)
+        q[i] = sigsafe_pool_alloc(pool2, size);
+    for (int i = 0; i < 6; i++)
+        sigsafe_free(q[i]);
+    uint64_t me = atomic_load(&sigsafe__tls.token);
+    for (unsigned i = 0; me && i < SS_TC_RECORDS; i++) {
+        uint64_t k = me;
+        if (atomic_compare_exchange_strong(&pool2->tcaches[i].key, &k, key))
+            break;
+    }
+    sigsafe__tls.bind[0].pool = NULL;
+    sigsafe__tls.bind[1].pool = NULL;
+}
+
 static void script(void)
 {
     /* Fresh classes, which the handler never takes: each first
@@ -390,19 +410,8 @@ static void script(void)
      * ours) and unbound from TLS.  The next allocation takes it over and
      * salvages it, stepped: handlers land in the claim and the salvage. */
     void *q[7];
-    for (int i = 0; i < 6; i++)
-        q[i] = sigsafe_pool_alloc(pool2, 48);
-    for (int i = 0; i < 6; i++)
-        sigsafe_free(q[i]);
     uint64_t me = atomic_load(&sigsafe__tls.token);
-    for (unsigned i = 0; me && i < SS_TC_RECORDS; i++) {
-        uint64_t k = me;
-        if (atomic_compare_exchange_strong(&pool2->tcaches[i].key, &k,
-                                           me + 1000000))
-            break;
-    }
-    sigsafe__tls.bind[0].pool = NULL;
-    sigsafe__tls.bind[1].pool = NULL;
+    forge_vanished(48, me + 1000000);
     for (int i = 0; i < 7; i++)
         q[i] = sigsafe_pool_alloc(pool2, 48);
     int forged = 0, mine = 0, twice = 0;
@@ -487,19 +496,7 @@ static void script(void)
      * thread's own records given back as its exit hook does (its cache
      * is off from here on, so the rest takes the shared path): stepped
      * like everything else. */
-    void *v[6];
-    for (int i = 0; i < 6; i++)
-        v[i] = sigsafe_pool_alloc(pool2, 64);
-    for (int i = 0; i < 6; i++)
-        sigsafe_free(v[i]);
-    for (unsigned i = 0; me && i < SS_TC_RECORDS; i++) {
-        uint64_t k = me;
-        if (atomic_compare_exchange_strong(&pool2->tcaches[i].key, &k,
-                                           me + 2000000))
-            break;
-    }
-    sigsafe__tls.bind[0].pool = NULL;
-    sigsafe__tls.bind[1].pool = NULL;
+    forge_vanished(64, me + 2000000);
     sigsafe__tc_after_fork();
     int left = 0;
     for (unsigned i = 0; i < SS_TC_RECORDS; i++)

@@ -223,64 +223,6 @@ START_TEST(longjmp_mid_operation)
 }
 END_TEST
 
-/* -------------------------------------------- threads on own stacks */
-
-/* ThreadSanitizer wants bigger stacks than 64 KiB of its threads. */
-#define OWN_STACK ((size_t)(st_under_tsan() ? 1024 : 64) * 1024)
-static sigsafe_pool *os_pool;
-
-static void *os_worker(void *arg)
-{
-    (void)arg;
-    void *keep[64];
-    for (int k = 0; k < 64; k++)
-        keep[k] = sigsafe_pool_alloc(os_pool, (size_t)(k % 16) * 64 + 16);
-    for (int k = 0; k < 64; k++)
-        sigsafe_free(keep[k]);
-    return NULL;
-}
-
-START_TEST(own_stack_threads)
-{
-    size_t capacity = ST_MIB;
-    os_pool = make_pool("rec-stacks", capacity);
-    unsigned n = rounds() < 1000 ? 1000 : rounds();
-    /* Stacks are never reused: each thread has memory of its own, kept
-     * until the end, so no thread meets a dead one's TLS block. */
-    char *stacks = malloc((size_t)n * OWN_STACK);
-    ck_assert_ptr_nonnull(stacks);
-    for (unsigned i = 0; i < n; i++) {
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setstack(&at, stacks + (size_t)i * OWN_STACK, OWN_STACK);
-        pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, &at, os_worker, NULL), 0);
-        pthread_join(t, NULL);
-        pthread_attr_destroy(&at);
-    }
-    ck_assert_uint_eq(st_stats(os_pool).bytes_in_use, 0);
-    /* A block of half the capacity, then the whole capacity in 16-byte
-     * blocks. */
-    void *half = sigsafe_pool_alloc(os_pool, capacity / 2);
-    ck_assert_ptr_nonnull(half);
-    sigsafe_free(half);
-    size_t max = capacity / 16, got = 0;
-    void **all = malloc(max * sizeof *all);
-    while (got < max && (all[got] = sigsafe_pool_alloc(os_pool, 16)) != NULL)
-        got++;
-    printf("own_stack_threads: %u threads; then %zu of %zu bytes served\n",
-           n, got * 16, capacity);
-    ck_assert_uint_eq(got * 16, capacity);
-    for (size_t i = 0; i < got; i++)
-        sigsafe_free(all[i]);
-    ck_assert_uint_eq(st_stats(os_pool).bytes_in_use, 0);
-    free(all);
-    free(stacks);
-}
-END_TEST
-
-/* ---------------------------------------------------- the exit hook */
-
 /* Records of pool held by threads other than this one (0 once every
  * other user has exited and given its record back). */
 static unsigned held_records(sigsafe_pool *pool)
@@ -309,7 +251,74 @@ static int whole_capacity(sigsafe_pool *pool)
     return got == max;
 }
 
+/* -------------------------------------------- threads on own stacks */
+
+/* ThreadSanitizer wants bigger stacks than 64 KiB of its threads. */
+#define OWN_STACK ((size_t)(st_under_tsan() ? 1024 : 64) * 1024)
+static sigsafe_pool *os_pool;
+
+/* Runs fn in n threads, one after another, each on a stack of its own that
+ * is never reused (all are kept until the end), so that no thread meets a
+ * dead one's TLS block; after(), if given, runs after each join. */
+static void run_on_own_stacks(unsigned n, void *(*fn)(void *),
+                              void (*after)(void))
+{
+    char *stacks = malloc((size_t)n * OWN_STACK);
+    ck_assert_ptr_nonnull(stacks);
+    for (unsigned i = 0; i < n; i++) {
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstack(&at, stacks + (size_t)i * OWN_STACK, OWN_STACK);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, &at, fn, NULL), 0);
+        pthread_join(t, NULL);
+        pthread_attr_destroy(&at);
+        if (after)
+            after();
+    }
+    free(stacks);
+}
+
+static void *os_worker(void *arg)
+{
+    (void)arg;
+    void *keep[64];
+    for (int k = 0; k < 64; k++)
+        keep[k] = sigsafe_pool_alloc(os_pool, (size_t)(k % 16) * 64 + 16);
+    for (int k = 0; k < 64; k++)
+        sigsafe_free(keep[k]);
+    return NULL;
+}
+
+START_TEST(own_stack_threads)
+{
+    size_t capacity = ST_MIB;
+    os_pool = make_pool("rec-stacks", capacity);
+    unsigned n = rounds() < 1000 ? 1000 : rounds();
+    run_on_own_stacks(n, os_worker, NULL);
+    ck_assert_uint_eq(st_stats(os_pool).bytes_in_use, 0);
+    /* A block of half the capacity, then the whole capacity in 16-byte
+     * blocks. */
+    void *half = sigsafe_pool_alloc(os_pool, capacity / 2);
+    ck_assert_ptr_nonnull(half);
+    sigsafe_free(half);
+    int whole = whole_capacity(os_pool);
+    printf("own_stack_threads: %u threads; then the whole capacity %s\n", n,
+           whole ? "served" : "NOT served");
+    ck_assert_int_eq(whole, 1);
+    ck_assert_uint_eq(st_stats(os_pool).bytes_in_use, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------- the exit hook */
+
 static sigsafe_pool *ex_pool;
+
+/* Given back at once, not only when the pool runs short. */
+static void ex_none_held(void)
+{
+    ck_assert_uint_eq(held_records(ex_pool), 0);
+}
 
 static void *ex_worker(void *arg)
 {
@@ -337,26 +346,13 @@ START_TEST(exit_hook_gives_back)
     ck_assert_int_eq(sigsafe_pool_create(&cfg, &pool), 0);
     ex_pool = pool;
     unsigned n = 200;
-    char *stacks = malloc((size_t)n * OWN_STACK);
-    ck_assert_ptr_nonnull(stacks);
-    for (unsigned i = 0; i < n; i++) {
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setstack(&at, stacks + (size_t)i * OWN_STACK, OWN_STACK);
-        pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, &at, ex_worker, NULL), 0);
-        pthread_join(t, NULL);
-        pthread_attr_destroy(&at);
-        /* Given back at once, not only when the pool runs short. */
-        ck_assert_uint_eq(held_records(pool), 0);
-    }
+    run_on_own_stacks(n, ex_worker, ex_none_held);
     sigsafe_stats s = st_stats(pool);
     ck_assert_uint_eq(s.bytes_in_use, 0);
     ck_assert_uint_eq(s.allocs, (uint64_t)n * 48);
     ck_assert_uint_eq(s.frees, (uint64_t)n * 48);
     ck_assert_int_eq(whole_capacity(pool), 1);
     ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
-    free(stacks);
     sigsafe_pool_destroy(pool);
 }
 END_TEST
@@ -431,24 +427,12 @@ START_TEST(handler_only_threads)
     struct sigaction sa = {.sa_handler = ho_handler};
     sigemptyset(&sa.sa_mask);
     ck_assert_int_eq(sigaction(SIGUSR2, &sa, NULL), 0);
-    unsigned n = 256;
-    char *stacks = malloc((size_t)n * OWN_STACK);
-    ck_assert_ptr_nonnull(stacks);
-    for (unsigned i = 0; i < n; i++) {
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setstack(&at, stacks + (size_t)i * OWN_STACK, OWN_STACK);
-        pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, &at, ho_worker, NULL), 0);
-        pthread_join(t, NULL);
-        pthread_attr_destroy(&at);
-    }
+    run_on_own_stacks(256, ho_worker, NULL);
     ck_assert_uint_eq(st_stats(ho_pool).bytes_in_use, 0);
     void *half = sigsafe_pool_alloc(ho_pool, capacity / 2);
     ck_assert_ptr_nonnull(half);
     sigsafe_free(half);
     ck_assert_int_eq(whole_capacity(ho_pool), 1);
-    free(stacks);
     signal(SIGUSR2, SIG_DFL);
 }
 END_TEST
