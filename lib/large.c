@@ -205,6 +205,22 @@ void *sigsafe__large_alloc(sigsafe_pool *pool, size_t usable)
     return p;
 }
 
+/* The block (live or freed, as asked) whose node of size 2^k starts at
+ * offset start, if that is what the leaf word there says; its usable
+ * bytes, or 0. */
+static size_t block_at(const sigsafe_pool *pool, uintptr_t start, unsigned k,
+                       int live)
+{
+    if (start >= ((uintptr_t)1 << pool->large_top_k) ||
+        (start & (((uintptr_t)1 << k) - 1)))
+        return 0;
+    /* relaxed: a snapshot for a report */
+    uint32_t v = ss_load_relaxed(&pool->linfo[start >> pool->large_leaf_k]);
+    if (!v || info_k(v) != k || ((v & SS_LG_LIVE) != 0) != live)
+        return 0;
+    return (size_t)(v & SS_LG_PAGES) * SS_PAGE;
+}
+
 int sigsafe__large_find(const sigsafe_pool *pool, uintptr_t a, uint32_t *leaf)
 {
     uintptr_t off = a - pool->large_base;
@@ -217,6 +233,12 @@ int sigsafe__large_find(const sigsafe_pool *pool, uintptr_t a, uint32_t *leaf)
     /* A block (live or freed) starts here: its node is aligned to it. */
     if (!v || (off & (((uintptr_t)1 << info_k(v)) - 1)))
         return 0;
+    /* A freed block's word stays; if a live block has since taken a node
+     * around it, a is inside that block: not the start of a block. */
+    if (!(v & SS_LG_LIVE))
+        for (unsigned k = info_k(v) + 1; k <= pool->large_top_k; k++)
+            if (block_at(pool, off & ~(((uintptr_t)1 << k) - 1), k, 1))
+                return 0;
     *leaf = l;
     return 1;
 }
@@ -260,22 +282,6 @@ const char *sigsafe__large_free(sigsafe_pool *pool, uint32_t leaf)
     ss_add_relaxed(&pool->stats.frees, 1); /* relaxed: a count */
     ss_budget_give(pool, usable);
     return NULL;
-}
-
-/* The block (live or freed, as asked) whose node of size 2^k starts at
- * offset start, if that is what the leaf word there says; its usable
- * bytes, or 0. */
-static size_t block_at(const sigsafe_pool *pool, uintptr_t start, unsigned k,
-                       int live)
-{
-    if (start >= ((uintptr_t)1 << pool->large_top_k) ||
-        (start & (((uintptr_t)1 << k) - 1)))
-        return 0;
-    /* relaxed: a snapshot for a report */
-    uint32_t v = ss_load_relaxed(&pool->linfo[start >> pool->large_leaf_k]);
-    if (!v || info_k(v) != k || ((v & SS_LG_LIVE) != 0) != live)
-        return 0;
-    return (size_t)(v & SS_LG_PAGES) * SS_PAGE;
 }
 
 /* A live block that starts at offset start (any size); its usable bytes. */
