@@ -51,6 +51,10 @@
 #define SS_ZONES 24u           /* the small area's zones, at most */
 #define SS_LARGE_LEAF_K 15u    /* the buddy tree's leaves: 32 KiB ... */
 #define SS_EACH_LEAF_K 13u     /* ... 8 KiB in GUARD_EACH pools */
+#define SS_LARGE_LIVE_MAX 8192u /* large blocks live at once in a pool that
+                                   maps them one by one: two mappings each,
+                                   so a pool stays within a quarter of the
+                                   default vm.max_map_count */
 #define SS_DEFAULT_CAPACITY ((size_t)4 << 20)
 #define SS_MAX_CAPACITY ((size_t)64 << 30)
 #define SS_MAX_POOLS 256u
@@ -170,6 +174,7 @@ struct sigsafe_pool {
     ss_a32 *tree;             /* buddy tree, nodes 1 .. 2^(depth + 1) - 1 */
     ss_a32 *linfo;            /* a word per leaf: the block starting there */
     ss_a64 large_used_top;    /* the highest end of a large node handed out */
+    ss_a32 large_live;        /* large blocks live (capped: SS_LARGE_LIVE_MAX) */
     ss_a32 small_frontier;    /* spans carved so far */
     ss_a64 budget;            /* bytes of live blocks (<= capacity) */
     ss_a64 mapped;            /* bytes of spans and large blocks in use */

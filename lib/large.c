@@ -172,13 +172,39 @@ size_t sigsafe__large_usable_for(const sigsafe_pool *pool, size_t size)
     return pages * SS_PAGE;
 }
 
+/* Count one more large block live, within the cap; 0 if at the cap.  A
+ * CAS, never overshoot-then-undo: a failing caller cannot make another one
+ * fail.  Pools mapped at create spend no mapping on a block: no cap. */
+static int live_take(sigsafe_pool *pool)
+{
+    if (pool->mapped_at_create)
+        return 1;
+    /* relaxed: a count; the blocks themselves are handed over elsewhere. */
+    uint32_t n = ss_load_relaxed(&pool->large_live);
+    do {
+        if (n >= SS_LARGE_LIVE_MAX)
+            return 0;
+    } while (!ss_cas_weak_relaxed(&pool->large_live, &n, n + 1));
+    return 1;
+}
+
+static void live_give(sigsafe_pool *pool)
+{
+    if (!pool->mapped_at_create)
+        ss_sub_relaxed(&pool->large_live, 1); /* relaxed: as above */
+}
+
 void *sigsafe__large_alloc(sigsafe_pool *pool, size_t usable)
 {
     size_t pages = usable / SS_PAGE;
     unsigned k = node_k(pool, pages);
-    uint32_t n = tree_take(pool, k);
-    if (!n)
+    if (!live_take(pool))
         return NULL;
+    uint32_t n = tree_take(pool, k);
+    if (!n) {
+        live_give(pool);
+        return NULL;
+    }
     uintptr_t off = (uintptr_t)(n - ((uint32_t)1 << (pool->large_top_k - k)))
                     << k;
     void *p = (void *)(pool->large_base + off);
@@ -187,6 +213,7 @@ void *sigsafe__large_alloc(sigsafe_pool *pool, size_t usable)
     if (!pool->mapped_at_create &&
         sigsafe__sys_mprotect(p, usable, PROT_READ | PROT_WRITE) != 0) {
         tree_give(pool, n, k);
+        live_give(pool);
         return NULL;
     }
     if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
@@ -279,6 +306,7 @@ const char *sigsafe__large_free(sigsafe_pool *pool, uint32_t leaf)
     if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
         ss_sub_relaxed(&pool->mapped, usable);
     tree_give(pool, node_at(pool, k, off), k);
+    live_give(pool);
     ss_add_relaxed(&pool->stats.frees, 1); /* relaxed: a count */
     ss_budget_give(pool, usable);
     return NULL;
