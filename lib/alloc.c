@@ -14,7 +14,6 @@
 #include "stack.h"
 #include "tcache.h"
 
-
 /* Count one handed-out block; `now` is the budget after charging it. */
 SS_INLINE void count_alloc(sigsafe_pool *pool, uint64_t now)
 {
@@ -111,27 +110,25 @@ static SS_NOINLINE void *alloc_shared(sigsafe_pool *pool, unsigned cls)
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
         return NULL;
     }
-    {
-        int bad = 0;
-        uint32_t id = ss_pop(pool, cls, &bad);
-        if (SS_LIKELY(id != SS_NIL)) {
-            /* relaxed: the state's own modification order is all the
-             * double-free check needs; the block was handed over by the
-             * acquire in ss_pop().  A CAS, not an exchange: a corrupt list
-             * may name a live block, whose state must stay as it is. */
-            uint8_t expect = ss_st_free(cls);
-            if (SS_LIKELY(ss_cas_strong_relaxed(ss_state(pool, id), &expect,
-                                                ss_st_live(cls)))) {
-                count_alloc(pool, now);
-                return ss_block_addr(pool, id);
-            }
-            /* A live block on the free list: the list is corrupt. */
-            sigsafe__list_corrupt(pool, cls, id);
-        } else if (SS_UNLIKELY(bad)) {
-            sigsafe__list_corrupt(pool, cls, SS_NIL);
+    int bad = 0;
+    uint32_t id = ss_pop(pool, cls, &bad);
+    if (SS_LIKELY(id != SS_NIL)) {
+        /* relaxed: the state's own modification order is all the
+         * double-free check needs; the block was handed over by the
+         * acquire in ss_pop().  A CAS, not an exchange: a corrupt list
+         * may name a live block, whose state must stay as it is. */
+        uint8_t expect = ss_st_free(cls);
+        if (SS_LIKELY(ss_cas_strong_relaxed(ss_state(pool, id), &expect,
+                                            ss_st_live(cls)))) {
+            count_alloc(pool, now);
+            return ss_block_addr(pool, id);
         }
+        /* A live block on the free list: the list is corrupt. */
+        sigsafe__list_corrupt(pool, cls, id);
+    } else if (SS_UNLIKELY(bad)) {
+        sigsafe__list_corrupt(pool, cls, SS_NIL);
     }
-    uint32_t id = sigsafe__alloc_slow(pool, cls);
+    id = sigsafe__alloc_slow(pool, cls);
     if (SS_UNLIKELY(id == SS_NIL)) {
         ss_budget_give(pool, bs);
         ss_add_relaxed(&pool->stats.failed, 1); /* relaxed: a count */
