@@ -12,6 +12,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static sigsafe_pool *make_pool(const char *name, size_t capacity,
                                unsigned flags)
@@ -49,6 +51,82 @@ START_TEST(whole_pages_and_a_guard)
         ck_assert(!st_readable(p));
     }
     ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
+/* The permissions of the mapping that holds address a, as /proc/self/maps
+ * shows them ("rw-p", "---p"), in perms[5]; 0 if no mapping holds it. */
+static int maps_perms(const void *a, char perms[5])
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 &&
+            (uintptr_t)a >= lo && (uintptr_t)a < hi)
+            found = 1;
+    }
+    fclose(f);
+    return found;
+}
+
+static void on_segv(int sig, siginfo_t *info, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    _exit(info->si_code == SEGV_ACCERR ? 42 : 43);
+}
+
+/* A store at p in a forked child: the SIGSEGV's si_code, as an exit status
+ * (42: SEGV_ACCERR, 43: another code, 0: no fault). */
+static int child_store(unsigned char *p)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_segv;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, NULL);
+        st_poke(p, 1); /* no sanitizer between the store and the guard */
+        _exit(0);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Guard pages are PROT_NONE pages: a `---p` mapping, and a store there is
+ * SEGV_ACCERR (not SEGV_MAPERR, as a page-table guard marker gives): after
+ * a large block, and at the end of a zone of small blocks. */
+START_TEST(guards_are_prot_none)
+{
+    sigsafe_pool *pool = make_pool("large-guard", 8 * ST_MIB, 0);
+    unsigned char *p = sigsafe_pool_alloc(pool, 100 * ST_KIB);
+    ck_assert_ptr_nonnull(p);
+    unsigned char *g = p + sigsafe_usable_size(p);
+    char perms[5];
+    ck_assert(maps_perms(p, perms));
+    ck_assert_str_eq(perms, "rw-p");
+    ck_assert(maps_perms(g, perms));
+    ck_assert_str_eq(perms, "---p");
+    ck_assert_int_eq(child_store(g), 42);
+    /* A new pool's first 16-byte span ends at its zone's guard. */
+    unsigned char *s = NULL;
+    for (int i = 0; i < 5000 && !s; i++) {
+        unsigned char *q = sigsafe_pool_alloc(pool, 16);
+        ck_assert_ptr_nonnull(q);
+        if (!st_readable(q + 16))
+            s = q;
+    }
+    ck_assert_ptr_nonnull(s);
+    ck_assert(maps_perms(s + 16, perms));
+    ck_assert_str_eq(perms, "---p");
+    ck_assert_int_eq(child_store(s + 16), 42);
     sigsafe_pool_destroy(pool);
 }
 END_TEST
@@ -251,6 +329,7 @@ static Suite *large_suite(void)
     TCase *tc = tcase_create("buddy");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, whole_pages_and_a_guard);
+    tcase_add_test(tc, guards_are_prot_none);
     tcase_add_test(tc, freed_buddies_merge);
     tcase_add_test(tc, interior_where_a_block_was);
     tcase_add_test(tc, racing_double_free);
