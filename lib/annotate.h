@@ -8,6 +8,8 @@
  *   SS_ANNOTATE_FREE(pool, p, usable)  block p returned to its pool
  *   SS_ANNOTATE_POOL_CREATE(pool)      pool built, no block handed out yet
  *   SS_ANNOTATE_POOL_DESTROY(pool)     pool about to be unmapped
+ *   SS_ANNOTATE_SPAN_MAPPED(p, len)    a span just made accessible, no
+ *                                      block of it handed out yet
  *
  * A block is usable up to sigsafe_usable_size() bytes, so that is what the
  * checkers are told is addressable, whatever the request was.
@@ -135,6 +137,8 @@ SS_INLINE void ss_annotate_pool_destroy(sigsafe_pool *pool)
 
 #define SS_ANNOTATE_POOL_CREATE(pool) ss_annotate_pool_create(pool)
 #define SS_ANNOTATE_POOL_DESTROY(pool) ss_annotate_pool_destroy(pool)
+/* The span's shadow is as create (or frees) left it. */
+#define SS_ANNOTATE_SPAN_MAPPED(p, len) ((void)(p), (void)(len))
 
 /* ------------------------------------------------------ valgrind memcheck */
 #elif defined(SIGSAFE_VALGRIND) && SIGSAFE_VALGRIND
@@ -165,6 +169,9 @@ SS_INLINE void ss_annotate_pool_create(const sigsafe_pool *pool)
 #define SS_ANNOTATE_POOL_CREATE(pool) ss_annotate_pool_create(pool)
 /* Frees every chunk still live: destroying a pool leaks nothing. */
 #define SS_ANNOTATE_POOL_DESTROY(pool) VALGRIND_DESTROY_MEMPOOL(pool)
+/* memcheck takes an mprotect to readable and writable as making the pages
+ * addressable: the span's blocks are not, until handed out. */
+#define SS_ANNOTATE_SPAN_MAPPED(p, len) VALGRIND_MAKE_MEM_NOACCESS((p), (len))
 
 /* ------------------------------------------------------------------ none */
 #else
@@ -175,6 +182,7 @@ SS_INLINE void ss_annotate_pool_create(const sigsafe_pool *pool)
     ((void)(pool), (void)(p), (void)(usable))
 #define SS_ANNOTATE_POOL_CREATE(pool) ((void)(pool))
 #define SS_ANNOTATE_POOL_DESTROY(pool) ((void)(pool))
+#define SS_ANNOTATE_SPAN_MAPPED(p, len) ((void)(p), (void)(len))
 
 #endif
 

@@ -86,10 +86,12 @@ static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
      * (it merges with the zone's spans carved before it into one
      * mapping).  Failing that (no memory, no mapping left), the span is
      * lost and the allocation fails. */
-    if (!pool->mapped_at_create &&
-        sigsafe__sys_mprotect((void *)base, (size_t)1 << pool->span_shift,
-                              PROT_READ | PROT_WRITE) != 0)
-        return keep ? SS_NIL : 0;
+    if (!pool->mapped_at_create) {
+        if (sigsafe__sys_mprotect((void *)base, (size_t)1 << pool->span_shift,
+                                  PROT_READ | PROT_WRITE) != 0)
+            return keep ? SS_NIL : 0;
+        SS_ANNOTATE_SPAN_MAPPED((void *)base, (size_t)1 << pool->span_shift);
+    }
     /* Right-aligned: the last block ends at the span's end. */
     uintptr_t start = base + (pool->span_usable - (uintptr_t)n * bs);
     header_publish(pool, h, start, bs, n, cls);

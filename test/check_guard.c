@@ -88,9 +88,14 @@ START_TEST(probe_large_block)
 {
     if (large_unguarded("probe_large_block"))
         return;
-    end_at_guard(sigsafe_alloc(100 * ST_KIB), "alloc(100 KiB)");
-    end_at_guard(sigsafe_alloc(16 * ST_KIB + 1), "alloc(16 KiB + 1)");
-    end_at_guard(sigsafe_alloc(300000), "alloc(300000)");
+    const size_t sizes[] = {100 * ST_KIB, 16 * ST_KIB + 1, 300000};
+    for (unsigned i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        void *p = sigsafe_alloc(sizes[i]);
+        char what[48];
+        snprintf(what, sizeof what, "alloc(%zu)", sizes[i]);
+        end_at_guard(p, what);
+        sigsafe_free(p);
+    }
     sigsafe_pool *pool = make_pool("half", ST_MIB, 0);
     end_at_guard(sigsafe_pool_alloc(pool, ST_MIB / 2), "C/2 block");
     sigsafe_pool_destroy(pool);
