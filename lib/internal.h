@@ -182,6 +182,14 @@ struct sigsafe_pool {
     ss_head heads[SS_NSMALL];
 };
 
+/* 1 if everything was made accessible and touched at create (PREFAULT; a
+ * GUARD_EACH pool maps its blocks one by one all the same): then
+ * bytes_mapped counts it all from create. */
+SS_INLINE int ss_prefaulted(const sigsafe_pool *pool)
+{
+    return pool->mapped_at_create && (pool->flags & SIGSAFE_POOL_PREFAULT);
+}
+
 /* ---- size classes (sizeclass.c) */
 
 /* Class of a request of n <= SS_SMALL_MAX bytes. */

@@ -216,7 +216,7 @@ void *sigsafe__large_alloc(sigsafe_pool *pool, size_t usable)
         live_give(pool);
         return NULL;
     }
-    if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
+    if (!ss_prefaulted(pool)) /* relaxed: a count */
         ss_add_relaxed(&pool->mapped, usable);
     /* relaxed: a high-water mark for the memory checkers (annotate.h). */
     uint64_t end = off + ((uint64_t)1 << k);
@@ -303,7 +303,7 @@ const char *sigsafe__large_free(sigsafe_pool *pool, uint32_t leaf)
                                &err))
             (void)sigsafe__sys_mprotect(p, usable, PROT_NONE);
     }
-    if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
+    if (!ss_prefaulted(pool)) /* relaxed: a count */
         ss_sub_relaxed(&pool->mapped, usable);
     tree_give(pool, node_at(pool, k, off), k);
     live_give(pool);

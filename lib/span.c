@@ -102,7 +102,7 @@ static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
     for (uint32_t i = 0; i < n; i++)
         ss_store_relaxed(ss_state_at(pool, start + (uintptr_t)i * bs),
                          i == 0 && keep ? ss_st_live(cls) : ss_st_free(cls));
-    if (!(pool->flags & SIGSAFE_POOL_PREFAULT)) /* relaxed: a count */
+    if (!ss_prefaulted(pool)) /* relaxed: a count */
         ss_add_relaxed(&pool->mapped, (size_t)n * bs + sizeof(ss_span) +
                                           (size_t)n * sizeof(uint32_t));
     if (!keep) {
@@ -400,11 +400,11 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
      * of it at once for a prefaulted pool). */
     size_t mapped = l.off_spans;
     if (l.map_at_create) {
-        err = map_at_create(pool, (cfg->flags & SIGSAFE_POOL_PREFAULT) != 0);
+        err = map_at_create(pool, ss_prefaulted(pool));
         if (err)
             goto unmap;
     }
-    if (cfg->flags & SIGSAFE_POOL_PREFAULT) {
+    if (ss_prefaulted(pool)) {
         mapped = l.meta;
         prefault(base, l.meta);
         mapped += (size_t)l.small_spans * pool->span_usable;
