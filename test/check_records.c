@@ -191,24 +191,38 @@ static void *lj_next(void *arg)
     return NULL;
 }
 
-START_TEST(longjmp_mid_operation)
+/* A new pool for the siglongjmp tests, and their handler on SIGUSR1. */
+static void lj_setup(const char *name)
 {
-    lj_pool = make_pool("rec-longjmp", 4 * ST_MIB);
+    lj_pool = make_pool(name, 4 * ST_MIB);
     struct sigaction sa = {.sa_handler = lj_handler};
     sigemptyset(&sa.sa_mask);
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+}
+
+/* Start worker(arg) on a thread, send it SIGUSR1 until the handler has
+ * cut one of its cache operations short, and join it. */
+static void lj_cut_one(void *(*worker)(void *), void *arg)
+{
+    atomic_store(&lj_cut, 0);
+    pthread_t w;
+    ck_assert_int_eq(pthread_create(&w, NULL, worker, arg), 0);
+    while (!atomic_load(&lj_cut)) {
+        pthread_kill(w, SIGUSR1);
+        for (volatile int spin = 0; spin < 200; spin++)
+            ;
+    }
+    pthread_join(w, NULL);
+}
+
+START_TEST(longjmp_mid_operation)
+{
+    lj_setup("rec-longjmp");
     unsigned n = rounds(), bad = 0;
     for (unsigned r = 0; r < n; r++) {
-        atomic_store(&lj_cut, 0);
-        pthread_t w, x;
-        ck_assert_int_eq(pthread_create(&w, NULL, lj_worker, NULL), 0);
-        while (!atomic_load(&lj_cut)) {
-            pthread_kill(w, SIGUSR1);
-            for (volatile int spin = 0; spin < 200; spin++)
-                ;
-        }
-        pthread_join(w, NULL);
-        /* The next thread gets w's stack and TLS block. */
+        lj_cut_one(lj_worker, NULL);
+        /* The next thread gets the worker's stack and TLS block. */
+        pthread_t x;
         int dup = 0;
         ck_assert_int_eq(pthread_create(&x, NULL, lj_next, &dup), 0);
         pthread_join(x, NULL);
@@ -371,22 +385,11 @@ static void *lj_worker_armed(void *arg)
 
 START_TEST(exit_hook_salvages_torn)
 {
-    lj_pool = make_pool("rec-exit-torn", 4 * ST_MIB);
-    struct sigaction sa = {.sa_handler = lj_handler};
-    sigemptyset(&sa.sa_mask);
-    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    lj_setup("rec-exit-torn");
     unsigned n = rounds(), bad = 0;
     for (unsigned r = 0; r < n; r++) {
-        atomic_store(&lj_cut, 0);
         int dup = 0;
-        pthread_t w;
-        ck_assert_int_eq(pthread_create(&w, NULL, lj_worker_armed, &dup), 0);
-        while (!atomic_load(&lj_cut)) {
-            pthread_kill(w, SIGUSR1);
-            for (volatile int spin = 0; spin < 200; spin++)
-                ;
-        }
-        pthread_join(w, NULL);
+        lj_cut_one(lj_worker_armed, &dup);
         bad += dup != 0 || held_records(lj_pool) != 0;
         bad += alloc_distinct(lj_pool, 16, 64) || alloc_distinct(lj_pool, 48, 64);
     }
