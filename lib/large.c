@@ -29,7 +29,8 @@
  * pools: mmap of fresh PROT_NONE pages over them, one system call), then
  * gives the node back.  A take maps them (mprotect) once the node is its.
  * Pools that make no system call after create have the whole area
- * accessible from create: their large blocks have no guard page.
+ * accessible from create: their large blocks have no guard page.  Other
+ * pools keep at most SS_LARGE_LIVE_MAX blocks live (each costs mappings).
  */
 #include <sys/mman.h>
 
