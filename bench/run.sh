@@ -105,8 +105,9 @@ run_callgrind() {
         echo
     } >>"$out"
     if command -v callgrind_annotate >/dev/null; then
-        callgrind_annotate "$results/callgrind.sigsafe.$n.out" \
-            >"$results/callgrind.sigsafe.txt" 2>/dev/null || true
+        # Paths relative to the checkout: no machine's path in the results.
+        callgrind_annotate "$results/callgrind.sigsafe.$n.out" 2>/dev/null |
+            sed "s|$PWD/||g" >"$results/callgrind.sigsafe.txt" || true
     fi
     rm -f "$results"/callgrind.*.0.out
     cat "$out"
