@@ -31,6 +31,8 @@ typedef _Atomic(void *) ss_aptr;
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define ss_sub_relaxed(p, v) \
     atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
+#define ss_or_relaxed(p, v) \
+    atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 #define ss_sub_release(p, v) \
     atomic_fetch_sub_explicit((p), (v), memory_order_release)
 #define ss_xchg_relaxed(p, v) \

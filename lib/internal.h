@@ -155,6 +155,7 @@ struct sigsafe_pool {
     uint32_t nsmall;          /* span headers of the small area: the
                                  zones' spans and guard slots */
     uint32_t zone_spans;      /* spans a zone carves; a guard slot follows */
+    uint32_t nzones;          /* zones: nsmall / (zone_spans + 1) */
     uint32_t small_spans;     /* spans that can be carved, all zones */
     uint32_t id_limit;        /* every valid id is below this */
     uint32_t registry_slot;
@@ -162,6 +163,9 @@ struct sigsafe_pool {
     ss_span *spans;           /* nheaders */
     ss_tcache *tcaches;       /* SS_TC_RECORDS thread records */
     unsigned tc_classes;      /* classes below this are cached; 0 = none */
+    ss_a64 tc_used;           /* records ever claimed, a bit each: scans of
+                                 every record (fork child, thread exit,
+                                 stats) read only these */
     /* by state byte: the blocks a cache keeps of a live block's class when
      * it is cached, 0 for every other byte (one lookup checks both on the
      * fast free; ss_tc_cap() reads it by class) */
@@ -188,6 +192,25 @@ struct sigsafe_pool {
 SS_INLINE int ss_prefaulted(const sigsafe_pool *pool)
 {
     return pool->mapped_at_create && (pool->flags & SIGSAFE_POOL_PREFAULT);
+}
+
+/* The span header index of the seq-th span carved.  Zones are filled one
+ * after another (what is in use stays together: fewer page tables), each
+ * from its top down, so the first span of each zone ends at its guard
+ * slot. */
+SS_INLINE uint32_t ss_zone_slot(const sigsafe_pool *pool, uint32_t seq)
+{
+    uint32_t z = seq / pool->zone_spans, k = seq % pool->zone_spans;
+    return z * (pool->zone_spans + 1) + (pool->zone_spans - 1 - k);
+}
+
+/* Spans carved so far in zone z (its top ones), when seq spans are. */
+SS_INLINE uint32_t ss_zone_carved(const sigsafe_pool *pool, uint32_t seq,
+                                  uint32_t z)
+{
+    uint32_t before = z * pool->zone_spans;
+    uint32_t n = seq > before ? seq - before : 0;
+    return n < pool->zone_spans ? n : pool->zone_spans;
 }
 
 /* ---- size classes (sizeclass.c) */

@@ -77,21 +77,17 @@ static uint32_t carve(sigsafe_pool *pool, unsigned cls, int keep)
     uint32_t seq = frontier_take(&pool->small_frontier, pool->small_spans);
     if (seq == SS_NIL)
         return keep ? SS_NIL : 0;
-    /* Zones are filled one after another, each from its top down, so that
-     * the first span carved in a zone ends at the zone's guard. */
-    uint32_t z = pool->zone_spans;
-    uint32_t h = (seq / z) * (z + 1) + (z - 1 - seq % z);
+    uint32_t h = ss_zone_slot(pool, seq);
     uintptr_t base = pool->small_base + ((uintptr_t)h << pool->span_shift);
     /* The span's first use: one mprotect makes it readable and writable
      * (it merges with the zone's spans carved before it into one
      * mapping).  Failing that (no memory, no mapping left), the span is
      * lost and the allocation fails. */
-    if (!pool->mapped_at_create) {
-        if (sigsafe__sys_mprotect((void *)base, (size_t)1 << pool->span_shift,
-                                  PROT_READ | PROT_WRITE) != 0)
-            return keep ? SS_NIL : 0;
-        SS_ANNOTATE_SPAN_MAPPED((void *)base, (size_t)1 << pool->span_shift);
-    }
+    if (!pool->mapped_at_create &&
+        sigsafe__sys_mprotect((void *)base, (size_t)1 << pool->span_shift,
+                              PROT_READ | PROT_WRITE) != 0)
+        return keep ? SS_NIL : 0;
+    SS_ANNOTATE_SPAN_MAPPED((void *)base, (size_t)1 << pool->span_shift);
     /* Right-aligned: the last block ends at the span's end. */
     uintptr_t start = base + (pool->span_usable - (uintptr_t)n * bs);
     header_publish(pool, h, start, bs, n, cls);
@@ -184,10 +180,13 @@ int sigsafe__config_check(const sigsafe_pool_config *cfg)
  * accessible: PROT_NONE pages of the reservation.
  *
  * The small area is cut into at most SS_ZONES zones of zone_spans spans
- * and one guard slot (a span's worth of address, never carved) each.  A
- * zone is carved from its top down, so its spans in use are one mapping
- * that ends at its guard: the small area needs two mappings (VMAs) a zone
- * however many spans it carves.  The large area (large.c) needs two a live
+ * and one guard slot (a span's worth of address, never carved) each.
+ * Zones are filled one after another, each from its top down
+ * (ss_zone_slot()), so a zone's spans in use are one mapping that ends at
+ * its guard: the small area needs two mappings (VMAs) a zone however many
+ * spans it carves.  (Taking zones in turn would put the first span of each
+ * at a guard, but spreads what is in use over the area: at 1 GiB, twice
+ * the page tables for the same blocks.)  The large area (large.c) needs two a live
  * block.
  *
  * Pools that may make no system call after create (NO_SYSCALLS; PREFAULT,
@@ -236,7 +235,12 @@ static int plan(layout *l, size_t capacity, unsigned flags)
         if (l->span_shift == SS_SPAN_SHIFT_MAX)
             return 22;
     }
+    /* At least 8 spans a zone: a program that uses a few classes of a
+     * small pool takes one zone (four mappings, not six: a fork copies
+     * each). */
     uint32_t z = (uint32_t)((spans + SS_ZONES - 1) / SS_ZONES);
+    if (spans && z < 8)
+        z = 8;
     uint32_t nzones = z ? (uint32_t)((spans + z - 1) / z) : 0;
     l->zone_spans = z;
     l->small_spans = nzones * z;
@@ -370,6 +374,7 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->end = (uintptr_t)base + l.total;
     pool->nsmall = l.nsmall;
     pool->zone_spans = l.zone_spans;
+    pool->nzones = l.zone_spans ? l.nsmall / (l.zone_spans + 1) : 0;
     pool->small_spans = l.small_spans;
     pool->id_limit = l.nsmall << SS_ID_SHIFT;
     pool->meta_bytes = l.meta;

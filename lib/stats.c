@@ -24,8 +24,11 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
     uint64_t allocs = ss_load_relaxed(&p->stats.allocs);
     uint64_t frees = ss_load_relaxed(&p->stats.frees);
     uint64_t cached = 0;
-    for (unsigned r = 0; p->tc_classes && r < SS_TC_RECORDS; r++) {
-        ss_tcache *tc = &p->tcaches[r];
+    /* relaxed: records ever claimed (tcache.c); one claimed after this
+     * load has counted nothing yet. */
+    uint64_t used = p->tc_classes ? ss_load_relaxed(&p->tc_used) : 0;
+    for (; used; used &= used - 1) {
+        ss_tcache *tc = &p->tcaches[__builtin_ctzll(used)];
         uint64_t key = ss_load_relaxed(&tc->key);
         if (!key)
             continue;

@@ -191,7 +191,14 @@ static ss_tcache *rec_claim(sigsafe_pool *pool, ss_tls *t)
     void *self = t;
     unsigned start = (unsigned)(((uintptr_t)self >> 6) % SS_TC_RECORDS);
     for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-        r = &pool->tcaches[(start + i) % SS_TC_RECORDS];
+        unsigned idx = (start + i) % SS_TC_RECORDS;
+        r = &pool->tcaches[idx];
+        /* relaxed: a free record is marked as used before it is claimed
+         * (a claim that then fails leaves a harmless mark); scans that
+         * read the marks are in tcache.c and stats.c. */
+        if (ss_load_relaxed(&r->key) == 0 &&
+            !(ss_load_relaxed(&pool->tc_used) & ((uint64_t)1 << idx)))
+            ss_or_relaxed(&pool->tc_used, (uint64_t)1 << idx);
         /* A free record's bins are empty (salvage empties them first). */
         if (rec_lock(r, 0, me)) {
             rec_publish(r, t, me);
@@ -512,8 +519,13 @@ static void salvage_held(ss_tls *t, uint64_t me, int mine)
         sigsafe_pool *pool = ss_load_seq_cst(&sigsafe__registry[p]);
         if (!pool || !pool->tc_classes)
             continue;
-        for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-            ss_tcache *r = &pool->tcaches[i];
+        /* Only records ever claimed: reading the others would fault their
+         * untouched pages in (in every fork child). */
+        /* relaxed: a record is marked before it is claimed, in program
+         * order; one claimed since the load is its claimer's, not ours. */
+        uint64_t used = ss_load_relaxed(&pool->tc_used);
+        for (; used; used &= used - 1) {
+            ss_tcache *r = &pool->tcaches[__builtin_ctzll(used)];
             /* acquire: as in rec_lock() */
             uint64_t k = ss_load_acquire(&r->key);
             if (!k || ((k & ~SS_TC_LOCK) == me) != mine ||
