@@ -14,15 +14,17 @@
  * A block is usable up to sigsafe_usable_size() bytes, so that is what the
  * checkers are told is addressable, whatever the request was.
  *
- * SIGSAFE_ASAN_POISON (with -fsanitize=address): free blocks and the
- * spans' unused memory are poisoned, so ASan reports a use after free or
- * an overflow into a neighbouring block as "use-after-poison".  A span is
- * poisoned whole when it is carved (not the whole area at create: that
- * would write a shadow byte per 8 bytes of a 64 GiB pool's area).  Large
- * blocks need no poison at create: each has its guard.  At destroy, every
- * byte that may be poisoned (the carved spans, the large area up to its
- * highest block) is unpoisoned, so that a later mapping at the same
- * address is not reported.
+ * SIGSAFE_ASAN_POISON (with -fsanitize=address): free blocks and the small
+ * area's unused memory (and the guard pages before it) are poisoned, so
+ * ASan reports a use after free or an overflow into a neighbouring block as
+ * "use-after-poison".  At create the guard pages after the metadata and the
+ * first SS_ASAN_POISON_MAX bytes of the small area are poisoned (zones are
+ * carved in address order, so these are the first zones any pool uses;
+ * poisoning writes one shadow byte per 8 bytes, and a 64 GiB pool's whole
+ * area would cost gigabytes of shadow).  Large blocks need no poison at
+ * create: each has its guard.  At destroy, every byte that may be
+ * poisoned is unpoisoned, so that a later mapping at the same address is
+ * not reported.
  *
  * SIGSAFE_VALGRIND: each pool is a memcheck memory pool anchored at its
  * header, every block a chunk of it: memcheck reports invalid reads and
@@ -73,6 +75,8 @@ SS_INLINE size_t ss_annotate_usable(const void *p)
 
 #include <sanitizer/asan_interface.h>
 
+#define SS_ASAN_POISON_MAX ((uintptr_t)256 << 20) /* 32 MiB of shadow */
+
 #define SS_ANNOTATE_ALLOC(pool, p, size)                                     \
     do {                                                                     \
         (void)(pool);                                                        \
@@ -86,31 +90,55 @@ SS_INLINE size_t ss_annotate_usable(const void *p)
         ASAN_POISON_MEMORY_REGION((p), (usable));                            \
     } while (0)
 
-/* Unpoison what may hold poison: the spans carved (the top spans of the
- * zones: see ss_zone_slot()) and the large area up to the highest block it
- * handed out (frees poison blocks only). */
+/* End of the small area's prefix that create poisons. */
+SS_INLINE uintptr_t ss_asan_prefix_end(const sigsafe_pool *pool)
+{
+    uintptr_t n = pool->small_end - pool->small_base;
+    return pool->small_base + (n < SS_ASAN_POISON_MAX ? n : SS_ASAN_POISON_MAX);
+}
+
+/* Start of the poisoned prefix: the guard pages after the metadata, so
+ * that the byte before a span's first block is poisoned too. */
+SS_INLINE uintptr_t ss_asan_prefix_start(const sigsafe_pool *pool)
+{
+    return (uintptr_t)pool + pool->meta_bytes;
+}
+
+SS_INLINE void ss_annotate_pool_create(const sigsafe_pool *pool)
+{
+    ASAN_POISON_MEMORY_REGION((void *)ss_asan_prefix_start(pool),
+                              ss_asan_prefix_end(pool) -
+                                  ss_asan_prefix_start(pool));
+}
+
+/* Unpoison what create poisoned, the carved spans and the large area up
+ * to the highest block it handed out: only these can hold poison (frees
+ * poison blocks only). */
 SS_INLINE void ss_annotate_pool_destroy(sigsafe_pool *pool)
 {
-    /* relaxed: the pool is quiescent at destroy. */
+    /* relaxed: the pool is quiescent at destroy.  Zones are carved in
+     * address order: the spans carved are in the zones up to this one. */
     uint32_t seq = ss_load_relaxed(&pool->small_frontier);
-    for (uint32_t z = 0; z < pool->nzones; z++) {
-        uint32_t n = ss_zone_carved(pool, seq, z);
-        uint32_t top = z * (pool->zone_spans + 1) + pool->zone_spans;
-        ASAN_UNPOISON_MEMORY_REGION(
-            (void *)(pool->small_base +
-                     ((uintptr_t)(top - n) << pool->span_shift)),
-            (size_t)n << pool->span_shift);
-    }
+    uint32_t zones = pool->zone_spans
+                         ? (seq + pool->zone_spans - 1) / pool->zone_spans
+                         : 0;
+    uintptr_t end = pool->small_base +
+                    ((uintptr_t)zones * (pool->zone_spans + 1)
+                     << pool->span_shift);
+    if (end < ss_asan_prefix_end(pool))
+        end = ss_asan_prefix_end(pool);
+    ASAN_UNPOISON_MEMORY_REGION((void *)ss_asan_prefix_start(pool),
+                                end - ss_asan_prefix_start(pool));
     /* relaxed: as above */
     uint64_t top = ss_load_relaxed(&pool->large_used_top);
     if (top)
         ASAN_UNPOISON_MEMORY_REGION((void *)pool->large_base, (size_t)top);
 }
 
-#define SS_ANNOTATE_POOL_CREATE(pool) ((void)(pool))
+#define SS_ANNOTATE_POOL_CREATE(pool) ss_annotate_pool_create(pool)
 #define SS_ANNOTATE_POOL_DESTROY(pool) ss_annotate_pool_destroy(pool)
-/* A new span: none of its blocks is handed out yet. */
-#define SS_ANNOTATE_SPAN_MAPPED(p, len) ASAN_POISON_MEMORY_REGION((p), (len))
+/* The span's shadow is as create (or frees) left it. */
+#define SS_ANNOTATE_SPAN_MAPPED(p, len) ((void)(p), (void)(len))
 
 /* ------------------------------------------------------ valgrind memcheck */
 #elif defined(SIGSAFE_VALGRIND) && SIGSAFE_VALGRIND

@@ -204,15 +204,6 @@ SS_INLINE uint32_t ss_zone_slot(const sigsafe_pool *pool, uint32_t seq)
     return z * (pool->zone_spans + 1) + (pool->zone_spans - 1 - k);
 }
 
-/* Spans carved so far in zone z (its top ones), when seq spans are. */
-SS_INLINE uint32_t ss_zone_carved(const sigsafe_pool *pool, uint32_t seq,
-                                  uint32_t z)
-{
-    uint32_t before = z * pool->zone_spans;
-    uint32_t n = seq > before ? seq - before : 0;
-    return n < pool->zone_spans ? n : pool->zone_spans;
-}
-
 /* ---- size classes (sizeclass.c) */
 
 /* Class of a request of n <= SS_SMALL_MAX bytes. */
