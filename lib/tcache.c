@@ -145,6 +145,17 @@ static int rec_vanished(const ss_owner *o, ss_tls *t, int probe)
     return sigsafe__sys_tgkill(pid, o->tid, 0) == -3; /* -ESRCH */
 }
 
+/* The records of pool that can be held: those ever claimed (a record is
+ * marked before it is claimed; see rec_claim()).  Scans of every record
+ * read only these, so that the pages of the others stay untouched (in
+ * every fork child too). */
+static uint64_t used_records(sigsafe_pool *pool)
+{
+    /* relaxed: a record marked after this load is being claimed by its
+     * claimer now, and is none of the caller's business. */
+    return ss_load_relaxed(&pool->tc_used);
+}
+
 /* Salvage vanished owners' records of pool (at most `want` of them; 0 for
  * all), the first one kept for this thread if `keep`.  Returns the first
  * record salvaged (or NULL), and adds the blocks given back to *blocks. */
@@ -154,8 +165,8 @@ static ss_tcache *reclaim_vanished(sigsafe_pool *pool, ss_tls *t, int probe,
     uint64_t me = my_token(t);
     ss_tcache *first = NULL;
     unsigned got = 0;
-    for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-        ss_tcache *r = &pool->tcaches[i];
+    for (uint64_t u = used_records(pool); u; u &= u - 1) {
+        ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
         ss_owner o;
         if (!rec_owner(r, &o) || o.key == me || !rec_vanished(&o, t, probe) ||
             !rec_lock(r, o.key, me))
@@ -176,10 +187,11 @@ static ss_tcache *reclaim_vanished(sigsafe_pool *pool, ss_tls *t, int probe,
 static ss_tcache *rec_claim(sigsafe_pool *pool, ss_tls *t)
 {
     uint64_t me = my_token(t);
-    for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
+    for (uint64_t u = used_records(pool); u; u &= u - 1) {
+        ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
         /* acquire: pairs with rec_publish(): our own record as we left it. */
-        if (ss_load_acquire(&pool->tcaches[i].key) == me)
-            return &pool->tcaches[i];
+        if (ss_load_acquire(&r->key) == me)
+            return r;
     }
     int probe = !(pool->flags & SIGSAFE_POOL_NO_SYSCALLS);
     if (probe)
@@ -485,8 +497,8 @@ int sigsafe__tc_reclaim(sigsafe_pool *pool)
     /* relaxed: this thread's TLS */
     uint64_t me = ss_load_relaxed(&t->token);
     if (me && ss_tc_enter(t)) {
-        for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-            ss_tcache *r = &pool->tcaches[i];
+        for (uint64_t u = used_records(pool); u; u &= u - 1) {
+            ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
             /* acquire: as in rec_claim() */
             if (ss_load_acquire(&r->key) == me) {
                 blocks = flush_all(pool, r);
@@ -519,13 +531,8 @@ static void salvage_held(ss_tls *t, uint64_t me, int mine)
         sigsafe_pool *pool = ss_load_seq_cst(&sigsafe__registry[p]);
         if (!pool || !pool->tc_classes)
             continue;
-        /* Only records ever claimed: reading the others would fault their
-         * untouched pages in (in every fork child). */
-        /* relaxed: a record is marked before it is claimed, in program
-         * order; one claimed since the load is its claimer's, not ours. */
-        uint64_t used = ss_load_relaxed(&pool->tc_used);
-        for (; used; used &= used - 1) {
-            ss_tcache *r = &pool->tcaches[__builtin_ctzll(used)];
+        for (uint64_t u = used_records(pool); u; u &= u - 1) {
+            ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
             /* acquire: as in rec_lock() */
             uint64_t k = ss_load_acquire(&r->key);
             if (!k || ((k & ~SS_TC_LOCK) == me) != mine ||
