@@ -58,10 +58,10 @@ SS_INLINE void *alloc_cached(sigsafe_pool *pool, unsigned cls)
     void *p = NULL;
     ss_tcache *tc = ss_tc_get(pool, t);
     if (SS_LIKELY(tc != NULL)) {
-        ss_tc_bin *bin = &tc->bins[cls];
+        ss_tc_bin *bin = ss_tc_bin_at(pool, tc, cls);
         uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
         if (SS_LIKELY(n)) {
-            p = ss_tc_take(pool->states, pool->small_base, bin, n, cls);
+            p = ss_tc_take(pool->states, pool->small_base, bin, n);
         } else {
             uint32_t g = sigsafe__tc_refill(pool, tc, cls);
             if (g != SS_NIL)
@@ -182,17 +182,15 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
         /* Read with busy set: a handler may rebind only while it is clear. */
         const ss_tls_bind *b = &t->bind[0];
         ss_tcache *tc = b->tc;
-        if (SS_LIKELY(b->pool == pool) && SS_LIKELY(tc != NULL) &&
-            SS_LIKELY(ss_bind_current(b))) {
+        if (SS_LIKELY(b->pool == pool) && SS_LIKELY(ss_bind_current(b))) {
+            /* A bound pool without a record has sigsafe__tc_none: its
+             * bins are empty. */
             size_t cls = sigsafe__tc_class[(size + 15) >> 4];
-            /* &tc->bins[cls], as one address computation */
-            ss_tc_bin *bin = (ss_tc_bin *)((uintptr_t)tc->bins +
-                                           cls * sizeof(ss_tc_bin));
+            ss_tc_bin *bin = ss_tc_bin_of(tc, cls, b->bin_shift);
             /* relaxed: the record is this thread's alone (busy is set). */
             size_t n = ss_load_relaxed(&bin->n);
             if (SS_LIKELY(n)) {
-                void *p = ss_tc_take(b->states, b->small_base, bin, n,
-                                     (unsigned)cls);
+                void *p = ss_tc_take(b->states, b->small_base, bin, n);
                 ss_tc_leave(t);
                 SS_ANNOTATE_ALLOC(pool, p, size);
                 return p;

@@ -26,10 +26,10 @@ SS_INLINE int free_cached(sigsafe_pool *pool, uint32_t g, unsigned cls)
         return 0; /* a handler that interrupted the cache */
     ss_tcache *tc = ss_tc_get(pool, t);
     if (SS_LIKELY(tc != NULL)) {
-        ss_tc_bin *bin = &tc->bins[cls];
+        ss_tc_bin *bin = ss_tc_bin_at(pool, tc, cls);
         uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
-        if (SS_UNLIKELY(n >= ss_tc_cap(pool, cls))) {
-            n = ss_tc_cap(pool, cls) / 2u;
+        if (SS_UNLIKELY(n >= bin->cap)) {
+            n = bin->cap / 2u;
             sigsafe__tc_flush(pool, tc, cls, n);
         }
         ss_tc_put(tc, bin, n, g);
@@ -140,18 +140,15 @@ void sigsafe_free(void *ptr)
             ss_tcache *tc = b->tc;
             /* relaxed: a first look; the exchange below decides. */
             uint8_t v = ss_load_relaxed(st);
-            /* 0 unless v is a live block of a cached class */
-            unsigned cap = b->caps[v];
-            /* &tc->bins[ss_st_cls(v)], as arithmetic: v may be anything
-             * until cap says it is a cached class. */
-            ss_tc_bin *bin = (ss_tc_bin *)((uintptr_t)tc->bins +
-                                           (uintptr_t)(v >> 1) *
-                                               sizeof(ss_tc_bin) -
-                                           sizeof(ss_tc_bin));
+            /* &tc->bins[ss_st_cls(v)], as arithmetic (no load on the way
+             * to the bin): v may be anything until the table says it is
+             * a live block of a cached class. */
+            ss_tc_bin *bin = ss_tc_bin_of(
+                tc, (uintptr_t)(v >> 1) - 1u, b->bin_shift);
             uint32_t n;
-            if (SS_LIKELY(cap != 0) &&
+            if (SS_LIKELY(sigsafe__tc_live_cached[v]) &&
                 /* relaxed: the record is this thread's alone (busy). */
-                SS_LIKELY((n = ss_load_relaxed(&bin->n)) < cap)) {
+                SS_LIKELY((n = ss_load_relaxed(&bin->n)) < bin->cap)) {
                 /* relaxed: as in free_block(); a loser of a race with
                  * another free is that free's double. */
                 if (SS_LIKELY(ss_xchg_relaxed(st, (uint8_t)(v & ~1u)) == v)) {

@@ -87,20 +87,28 @@ _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 
 /* A thread's cache record (see tcache.h). */
 #define SS_TC_CLASSES 20u  /* classes up to 1024 bytes are cached */
-#define SS_TC_CAP 15u      /* blocks per class, at most (a bin is 64 B) */
 #define SS_TC_MAX_SIZE 1024u /* the largest cached request */
 #define SS_TC_RECORDS 64u  /* records per pool */
 #define SS_TC_MIN_POOL ((size_t)1 << 20) /* smaller pools are not cached */
-#define SS_TC_SHARE 2048u      /* a class's share of one cache: capacity / this, */
+#define SS_TC_SHARE 2048u      /* a class's first cap: capacity / this, */
 #define SS_TC_MIN_BYTES 2048u  /* at least this */
-#define SS_TC_MAX_BYTES 16384u /* ... and at most */
+#define SS_TC_MAX_BYTES 16384u /* ... and at most, */
+#define SS_TC_FIRST_CAP 16u    /* ... and at most this many blocks */
+#define SS_TC_LIMIT_SHARE 64u  /* what one cache may hold: capacity / this, */
+#define SS_TC_LIMIT_MIN ((size_t)40 << 10) /* at least this */
+#define SS_TC_LIMIT_MAX ((size_t)1 << 20)  /* ... and at most */
+#define SS_TC_BIN_SHIFT_MAX 10u /* bins of 64 .. 1024 bytes */
+#define SS_TC_BATCH 64u        /* blocks one shared-list operation moves */
 typedef struct ss_tc_bin {
     ss_a32 n;            /* blocks held */
+    uint16_t cap;        /* blocks it may hold now (see tcache.h) */
+    uint8_t live;        /* ss_st_live() of its class */
+    uint8_t cls;         /* its class */
     /* (addr - small_base) >> 4 of each: g[0] the newest (the next one
-     * out), g[1 .. n-1] the others, oldest first.  See tcache.h. */
-    uint32_t g[SS_TC_CAP];
+     * out), g[1 .. n-1] the others.  (64 << pool->tc_bin_shift) - 8
+     * bytes of them.  See tcache.h. */
+    uint32_t g[];
 } ss_tc_bin;
-_Static_assert(sizeof(ss_tc_bin) == 64, "one bin per cache line");
 
 /* Record keys (see tcache.h): 0 = free, a thread's token = owned by that
  * thread, SS_TC_LOCK | token = being claimed or salvaged by that thread. */
@@ -110,7 +118,9 @@ _Static_assert(sizeof(ss_tc_bin) == 64, "one bin per cache line");
  * bin is not counted: it is what the others leave unexplained, filled +
  * frees - drained - (blocks held), summed by sigsafe_pool_stats().  The
  * owner's identity (tls, tid, pid) is written only while the key holds
- * SS_TC_LOCK, and read by others like a sequence lock (tcache.c). */
+ * SS_TC_LOCK, and read by others like a sequence lock (tcache.c).  The
+ * bins follow the record's first cache line, SS_TC_CLASSES of them,
+ * each 1 << pool->tc_bin_shift bytes (ss_tc_bin_at()). */
 typedef struct ss_tcache {
     _Alignas(64) ss_a64 key;  /* see SS_TC_LOCK */
     ss_aptr tls;              /* the owner's TLS block */
@@ -120,8 +130,26 @@ typedef struct ss_tcache {
     ss_a64 allocs;            /* blocks refills handed out directly */
     ss_a64 filled;            /* blocks refills put into the bins */
     ss_a64 drained;           /* blocks flushes took out of them */
-    _Alignas(64) ss_tc_bin bins[SS_TC_CLASSES];
+    ss_a64 cap_bytes;         /* the sum of cap * class size (owner only) */
 } ss_tcache;
+_Static_assert(sizeof(ss_tcache) == 64, "a record's header is one line");
+
+/* log2 of the bytes of one bin in a pool of this capacity: bigger pools
+ * let a cache hold more blocks of a class (tcache.h, "Capacity"). */
+SS_INLINE unsigned ss_tc_bin_shift(size_t capacity)
+{
+    return capacity >= ((size_t)32 << 20)  ? SS_TC_BIN_SHIFT_MAX
+           : capacity >= ((size_t)8 << 20) ? 9u
+           : capacity >= ((size_t)2 << 20) ? 8u
+           : capacity >= SS_TC_MIN_POOL    ? 7u
+                                           : 6u;
+}
+
+/* Bytes from one record to the next: its header line and its bins. */
+SS_INLINE size_t ss_tc_stride(unsigned bin_shift)
+{
+    return sizeof(ss_tcache) + ((size_t)SS_TC_CLASSES << bin_shift);
+}
 
 /* A free-list head alone on its cache line. */
 typedef struct ss_head {
@@ -166,10 +194,10 @@ struct sigsafe_pool {
     ss_a64 tc_used;           /* records ever claimed, a bit each: scans of
                                  every record (fork child, thread exit,
                                  stats) read only these */
-    /* by state byte: the blocks a cache keeps of a live block's class when
-     * it is cached, 0 for every other byte (one lookup checks both on the
-     * fast free; ss_tc_cap() reads it by class) */
-    uint8_t tc_cap_live[256];
+    unsigned tc_bin_shift;    /* a bin is 1 << this bytes */
+    uint32_t tc_entries;      /* blocks a bin can hold: its largest cap */
+    size_t tc_limit;          /* bytes one record's caps may add up to */
+    uint16_t tc_first_cap[SS_TC_CLASSES]; /* a class's cap in a new record */
     ss_a32 *links;            /* small ids: next id in the free list */
     ss_a8 *states;            /* small area: a state byte per 16 bytes */
     uintptr_t large_base;     /* the large area: 2^large_top_k bytes */
@@ -298,6 +326,14 @@ SS_INLINE void *ss_block_addr(const sigsafe_pool *pool, uint32_t id)
  * to different threads, get state bytes on different cache lines, so that
  * threads working on neighbouring blocks do not share a line they write.
  */
+/* The state bytes start this far into their first page.  Then the state
+ * byte of a block and the block itself share their address's low 12 bits
+ * only for the grain 2047 of each run of 4096 (745 * 2047 + 2777 = 2047 *
+ * 16 modulo 4096), where no block of an even number of grains (32, 64,
+ * 96 ... bytes) starts; with no skew it was grain 0, the first block of
+ * every span, whose accesses then looked to the processor as if they
+ * depended on each other (4K aliasing: W1 ran 40 % slower on it). */
+#define SS_STATES_SKEW 2777u
 SS_INLINE size_t ss_state_index(uint32_t g)
 {
     return (g & ~(uint32_t)4095) | ((g * 745u) & 4095u);
@@ -333,6 +369,21 @@ SS_INLINE ss_a8 *ss_state(sigsafe_pool *pool, uint32_t id)
     if (SS_UNLIKELY((id & SS_ID_MASK) >= s->nblocks))
         return &sigsafe__state_void;
     return ss_state_at(pool, (uintptr_t)ss_block_addr(pool, id));
+}
+
+/* Record i (< SS_TC_RECORDS) of pool's thread caches. */
+SS_INLINE ss_tcache *ss_tc_record(const sigsafe_pool *pool, unsigned i)
+{
+    return (ss_tcache *)((uintptr_t)pool->tcaches +
+                         (uintptr_t)i * ss_tc_stride(pool->tc_bin_shift));
+}
+
+/* The bin of cached class cls in record tc of pool. */
+SS_INLINE ss_tc_bin *ss_tc_bin_at(const sigsafe_pool *pool, ss_tcache *tc,
+                                  unsigned cls)
+{
+    return (ss_tc_bin *)((uintptr_t)tc + sizeof(ss_tcache) +
+                         ((uintptr_t)cls << pool->tc_bin_shift));
 }
 
 /* ---- AS-safe internals */

@@ -204,6 +204,7 @@ typedef struct layout {
     size_t meta, total;
     int map_at_create;
     unsigned span_shift;
+    unsigned tc_bin_shift;
 } layout;
 
 static unsigned log2_up(size_t n)
@@ -263,8 +264,11 @@ static int plan(layout *l, size_t capacity, unsigned flags)
     l->off_links = l->off_spans + PAGE_UP((size_t)l->nsmall * sizeof(ss_span));
     l->off_states = l->off_links + PAGE_UP((size_t)l->nsmall * 4u << SS_ID_SHIFT);
     l->off_tc = l->off_states +
-                PAGE_UP((size_t)l->nsmall << (l->span_shift - SS_GRAIN_SHIFT));
-    l->off_tree = l->off_tc + PAGE_UP(SS_TC_RECORDS * sizeof(ss_tcache));
+                PAGE_UP(SS_STATES_SKEW +
+                        ((size_t)l->nsmall << (l->span_shift - SS_GRAIN_SHIFT)));
+    l->tc_bin_shift = guard_each ? 6u : ss_tc_bin_shift(capacity);
+    l->off_tree = l->off_tc +
+                  PAGE_UP(SS_TC_RECORDS * ss_tc_stride(l->tc_bin_shift));
     l->off_linfo = l->off_tree + PAGE_UP(2 * leaves * sizeof(uint32_t));
     l->meta = l->off_linfo + PAGE_UP(leaves * sizeof(uint32_t));
     /* meta, at least one guard page, alignment slack, spans, large area */
@@ -380,8 +384,9 @@ int sigsafe__pool_build(const sigsafe_pool_config *cfg, sigsafe_pool **out)
     pool->meta_bytes = l.meta;
     pool->spans = (ss_span *)(base + l.off_spans);
     pool->links = (ss_a32 *)(base + l.off_links);
-    pool->states = (ss_a8 *)(base + l.off_states);
+    pool->states = (ss_a8 *)(base + l.off_states + SS_STATES_SKEW);
     pool->tcaches = (ss_tcache *)(base + l.off_tc);
+    pool->tc_bin_shift = l.tc_bin_shift;
     pool->tree = (ss_a32 *)(base + l.off_tree);
     pool->linfo = (ss_a32 *)(base + l.off_linfo);
     /* Thread caches for the classes up to 1 KiB, in pools big enough that

@@ -28,7 +28,7 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
      * load has counted nothing yet. */
     uint64_t used = p->tc_classes ? ss_load_relaxed(&p->tc_used) : 0;
     for (; used; used &= used - 1) {
-        ss_tcache *tc = &p->tcaches[__builtin_ctzll(used)];
+        ss_tcache *tc = ss_tc_record(p, (unsigned)__builtin_ctzll(used));
         uint64_t key = ss_load_relaxed(&tc->key);
         if (!key)
             continue;
@@ -47,7 +47,7 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
             uint64_t filled = ss_load_relaxed(&tc->filled);
             held = held_bytes = 0;
             for (unsigned c = 0; c < p->tc_classes; c++) {
-                uint32_t n = ss_load_relaxed(&tc->bins[c].n);
+                uint32_t n = ss_load_relaxed(&ss_tc_bin_at(p, tc, c)->n);
                 held += n;
                 held_bytes += (uint64_t)n * ss_class_size(c);
             }

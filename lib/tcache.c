@@ -9,8 +9,22 @@
 #include "stack.h"
 #include "sys.h"
 
+ss_tcache sigsafe__tc_none[1 + SS_TC_CLASSES];
+
+/* ss_st_live(c) is 2 * c + 3: odd bytes 3 .. 41 for the cached classes */
+const uint8_t sigsafe__tc_live_cached[256] = {
+    0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* 3 .. 15 */
+    0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* 17 .. 31 */
+    0, 1, 0, 1, 0, 1, 0, 1, 0, 1,                   /* 33 .. 41 */
+};
+
 #if SS_TC_ENABLED
-_Thread_local ss_tls sigsafe__tls __attribute__((tls_model("initial-exec")));
+/* Bound to nothing, and so that a NULL pool finds an empty bin. */
+#define SS_BIND_NONE {.tc = sigsafe__tc_none, .bin_shift = 6}
+_Thread_local ss_tls sigsafe__tls __attribute__((tls_model("initial-exec"))) = {
+    .bind = {SS_BIND_NONE, SS_BIND_NONE},
+};
+#undef SS_BIND_NONE
 #endif
 
 /* ss_class_of(n) for n = 16 * i (the fast paths round a request up to a
@@ -35,11 +49,17 @@ void sigsafe__tc_plan(sigsafe_pool *pool)
     bytes = bytes < SS_TC_MIN_BYTES   ? SS_TC_MIN_BYTES
             : bytes > SS_TC_MAX_BYTES ? SS_TC_MAX_BYTES
                                       : bytes;
+    size_t limit = pool->capacity / SS_TC_LIMIT_SHARE;
+    pool->tc_limit = limit < SS_TC_LIMIT_MIN   ? SS_TC_LIMIT_MIN
+                     : limit > SS_TC_LIMIT_MAX ? SS_TC_LIMIT_MAX
+                                               : limit;
+    pool->tc_entries = (uint32_t)((((size_t)1 << pool->tc_bin_shift) -
+                                   sizeof(ss_tc_bin)) / sizeof(uint32_t));
     pool->tc_classes = SS_TC_CLASSES;
     for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
         size_t cap = bytes / ss_class_size(c);
-        cap = cap > SS_TC_CAP ? SS_TC_CAP : cap < 2 ? 2 : cap;
-        pool->tc_cap_live[ss_st_live(c)] = (uint8_t)cap;
+        cap = cap > SS_TC_FIRST_CAP ? SS_TC_FIRST_CAP : cap < 2 ? 2 : cap;
+        pool->tc_first_cap[c] = (uint16_t)cap;
     }
 }
 
@@ -90,6 +110,22 @@ static void rec_publish(ss_tcache *r, ss_tls *t, uint64_t to)
     /* release: publishes the identity and the emptied bins; pairs with the
      * acquire loads of the key in rec_owner() and sigsafe__tc_bind(). */
     ss_store_release(&r->key, to);
+}
+
+/* Give record r, which the caller holds (SS_TC_LOCK) and whose bins are
+ * empty, the caps of a new record. */
+static void rec_reset(sigsafe_pool *pool, ss_tcache *r)
+{
+    uint64_t bytes = 0;
+    for (unsigned c = 0; c < pool->tc_classes; c++) {
+        ss_tc_bin *bin = ss_tc_bin_at(pool, r, c);
+        bin->cap = pool->tc_first_cap[c];
+        bin->live = ss_st_live(c);
+        bin->cls = (uint8_t)c;
+        bytes += (uint64_t)bin->cap * ss_class_size(c);
+    }
+    /* relaxed: published to the next holder by rec_publish()'s release. */
+    ss_store_relaxed(&r->cap_bytes, bytes);
 }
 
 /* Take record r from key k (0, or a vanished owner's token) for this
@@ -166,7 +202,7 @@ static ss_tcache *reclaim_vanished(sigsafe_pool *pool, ss_tls *t, int probe,
     ss_tcache *first = NULL;
     unsigned got = 0;
     for (uint64_t u = used_records(pool); u; u &= u - 1) {
-        ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
+        ss_tcache *r = ss_tc_record(pool, (unsigned)__builtin_ctzll(u));
         ss_owner o;
         if (!rec_owner(r, &o) || o.key == me || !rec_vanished(&o, t, probe) ||
             !rec_lock(r, o.key, me))
@@ -188,7 +224,7 @@ static ss_tcache *rec_claim(sigsafe_pool *pool, ss_tls *t)
 {
     uint64_t me = my_token(t);
     for (uint64_t u = used_records(pool); u; u &= u - 1) {
-        ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
+        ss_tcache *r = ss_tc_record(pool, (unsigned)__builtin_ctzll(u));
         /* acquire: pairs with rec_publish(): our own record as we left it. */
         if (ss_load_acquire(&r->key) == me)
             return r;
@@ -204,15 +240,17 @@ static ss_tcache *rec_claim(sigsafe_pool *pool, ss_tls *t)
     unsigned start = (unsigned)(((uintptr_t)self >> 6) % SS_TC_RECORDS);
     for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
         unsigned idx = (start + i) % SS_TC_RECORDS;
-        r = &pool->tcaches[idx];
+        r = ss_tc_record(pool, idx);
         /* relaxed: a free record is marked as used before it is claimed
          * (a claim that then fails leaves a harmless mark); scans that
          * read the marks are in tcache.c and stats.c. */
         if (ss_load_relaxed(&r->key) == 0 &&
             !(ss_load_relaxed(&pool->tc_used) & ((uint64_t)1 << idx)))
             ss_or_relaxed(&pool->tc_used, (uint64_t)1 << idx);
-        /* A free record's bins are empty (salvage empties them first). */
+        /* A free record's bins are empty (salvage empties them first);
+         * a record never used has no caps yet. */
         if (rec_lock(r, 0, me)) {
+            rec_reset(pool, r);
             rec_publish(r, t, me);
             return r;
         }
@@ -226,7 +264,7 @@ ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
     if (b.pool == pool && ss_bind_current(&b)) {
         t->bind[1] = t->bind[0];
         t->bind[0] = b;
-        return b.tc;
+        return b.tc != sigsafe__tc_none ? b.tc : NULL;
     }
     ss_tcache *tc = pool->tc_classes ? rec_claim(pool, t) : NULL;
     t->bind[1] = t->bind[0];
@@ -234,9 +272,9 @@ ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
     t->bind[0] = (ss_tls_bind){
         .pool = pool,
         .gen = ss_load_relaxed(&sigsafe__pool_gen),
-        .tc = tc,
+        .tc = tc ? tc : sigsafe__tc_none,
         .states = pool->states,
-        .caps = pool->tc_cap_live,
+        .bin_shift = tc ? pool->tc_bin_shift : 6u,
         .small_base = pool->small_base,
         .small_len = tc ? pool->small_end - pool->small_base : 0,
     };
@@ -302,7 +340,8 @@ static uint32_t flush_all(sigsafe_pool *pool, ss_tcache *tc)
 {
     uint32_t blocks = 0;
     for (unsigned c = 0; c < pool->tc_classes; c++) {
-        blocks += ss_load_relaxed(&tc->bins[c].n); /* relaxed: owner only */
+        /* relaxed: owner only */
+        blocks += ss_load_relaxed(&ss_tc_bin_at(pool, tc, c)->n);
         sigsafe__tc_flush(pool, tc, c, 0);
     }
     return blocks;
@@ -320,10 +359,60 @@ static uint32_t reclaim_others(sigsafe_pool *pool, ss_tls *t)
     return blocks;
 }
 
+/*
+ * The working-set rule (tcache.h, "Capacity"): bin `bin` of class cls ran
+ * dry, so double its cap, within what the bin holds and the record's
+ * limit.  Over the limit, halve first the caps of the classes that hold
+ * the most above their first cap, flushing what they hold beyond it.
+ */
+static void grow(sigsafe_pool *pool, ss_tcache *tc, ss_tc_bin *bin,
+                 unsigned cls)
+{
+    uint64_t bs = ss_class_size(cls), limit = pool->tc_limit;
+    uint32_t cap = bin->cap;
+    uint32_t want = cap * 2u > pool->tc_entries ? pool->tc_entries : cap * 2u;
+    /* relaxed: an owner-only count (see ss_tcache) */
+    uint64_t used = ss_load_relaxed(&tc->cap_bytes);
+    while (want > cap && used + (want - cap) * bs > limit) {
+        unsigned victim = SS_TC_CLASSES;
+        uint64_t most = 0;
+        for (unsigned c = 0; c < pool->tc_classes; c++) {
+            ss_tc_bin *b = ss_tc_bin_at(pool, tc, c);
+            uint64_t extra = b->cap > pool->tc_first_cap[c]
+                                 ? (uint64_t)(b->cap - pool->tc_first_cap[c]) *
+                                       ss_class_size(c)
+                                 : 0;
+            if (c != cls && extra > most) {
+                most = extra;
+                victim = c;
+            }
+        }
+        if (victim == SS_TC_CLASSES) {
+            /* Nothing left to take: grow as far as the limit allows. */
+            uint64_t room = used < limit ? (limit - used) / bs : 0;
+            want = cap + (uint32_t)(room < want - cap ? room : want - cap);
+            break;
+        }
+        ss_tc_bin *v = ss_tc_bin_at(pool, tc, victim);
+        uint32_t keep = v->cap / 2u;
+        if (keep < pool->tc_first_cap[victim])
+            keep = pool->tc_first_cap[victim];
+        sigsafe__tc_flush(pool, tc, victim, keep);
+        used -= (uint64_t)(v->cap - keep) * ss_class_size(victim);
+        v->cap = (uint16_t)keep;
+    }
+    used += (uint64_t)(want - cap) * bs;
+    bin->cap = (uint16_t)want;
+    ss_store_relaxed(&tc->cap_bytes, used); /* relaxed: as above */
+}
+
 uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
 {
     size_t bs = ss_class_size(cls);
-    uint32_t want = ss_tc_cap(pool, cls) / 2u;
+    ss_tc_bin *bin = ss_tc_bin_at(pool, tc, cls);
+    grow(pool, tc, bin, cls);
+    uint32_t want = bin->cap / 2u;
+    want = want < 1 ? 1 : want;
     uint32_t k = charge(pool, bs, want);
     if (!k) {
         /* Give back what this thread holds and what vanished threads left
@@ -337,7 +426,9 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
         if (!k)
             return SS_NIL;
     }
-    uint32_t ids[SS_TC_CAP], got = 0;
+    /* The bin is empty (refills happen only then): its slots, beyond n,
+     * hold the ids popped, then the grains of the good ones. */
+    uint32_t *ids = bin->g, got = 0;
     while (got < k) {
         int bad = 0;
         got += pop_chain(pool, cls, k - got, ids + got, &bad);
@@ -351,72 +442,69 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
      * abandon the list.  Kept blocks are turned into grains. */
     uint32_t ok = 0;
     for (uint32_t i = 0; i < got; i++) {
+        uint32_t id = ids[i];
         /* relaxed: the block is ours; its state orders nothing. */
-        if (ss_load_relaxed(ss_state(pool, ids[i])) == ss_st_free(cls))
-            ids[ok++] = (uint32_t)(((uintptr_t)ss_block_addr(pool, ids[i]) -
+        if (ss_load_relaxed(ss_state(pool, id)) == ss_st_free(cls))
+            ids[ok++] = (uint32_t)(((uintptr_t)ss_block_addr(pool, id) -
                                     pool->small_base) >> SS_GRAIN_SHIFT);
         else
-            sigsafe__list_corrupt(pool, cls, ids[i]);
+            sigsafe__list_corrupt(pool, cls, id);
     }
     if (ok < k)
         ss_budget_give(pool, (size_t)(k - ok) * bs);
     if (!ok)
         return SS_NIL;
-    /* ids[0] goes to the caller, the rest into the cache (the cache is
-     * empty: refills happen only then). */
-    ss_tc_bin *bin = &tc->bins[cls];
-    uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
-    for (uint32_t i = 1; i < ok; i++)
-        ss_bin_push(bin, n++, ids[i]);
-    /* relaxed: owner-only counts (see ss_tcache) */
+    /* The last one goes to the caller, the others into the bin.
+     * relaxed: owner-only counts (see ss_tcache); counted before n
+     * grows, as a flush counts before n drops. */
+    uint32_t g = ids[ok - 1];
     ss_store_relaxed(&tc->filled, ss_load_relaxed(&tc->filled) + (ok - 1));
     ss_tc_count(&tc->allocs);
+    /* release: the entries are written before n counts them (the bin
+     * discipline). */
+    ss_store_release(&bin->n, ok - 1);
     /* relaxed: ours alone until handed out. */
-    ss_store_relaxed(&pool->states[ss_state_index(ids[0])], ss_st_live(cls));
-    return ids[0];
+    ss_store_relaxed(&pool->states[ss_state_index(g)], ss_st_live(cls));
+    return g;
 }
 
-/* Link ids[0 .. n-1] of class cls and push them onto its shared list;
- * n > 0.  The caller has already taken them out of every bin. */
-static void push_ids(sigsafe_pool *pool, unsigned cls, const uint32_t *ids,
-                     uint32_t n)
+/* Link the blocks at grains gs[0 .. n-1] (n > 0) of class cls and push
+ * them onto its shared list; the caller has already taken them out of
+ * every bin. */
+static void push_grains(sigsafe_pool *pool, unsigned cls, const uint32_t *gs,
+                        uint32_t n)
 {
-    for (uint32_t i = 1; i < n; i++)
+    uint32_t first = ss_grain_id(pool, gs[0]), prev = first;
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t id = ss_grain_id(pool, gs[i]);
         /* relaxed: published by the release CAS of the push. */
-        ss_store_relaxed(ss_link(pool, ids[i - 1]), ids[i]);
-    ss_push_chain(pool, cls, ids[0], ids[n - 1]);
+        ss_store_relaxed(ss_link(pool, prev), id);
+        prev = id;
+    }
+    ss_push_chain(pool, cls, first, prev);
 }
 
 void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc, unsigned cls,
                        uint32_t keep)
 {
-    ss_tc_bin *bin = &tc->bins[cls];
+    ss_tc_bin *bin = ss_tc_bin_at(pool, tc, cls);
     uint32_t n = ss_load_relaxed(&bin->n); /* relaxed: owner only */
     if (n <= keep)
         return;
-    /* The blocks oldest first: g[1 .. n-1], then g[0]. */
-    uint32_t m = n - keep, seq[SS_TC_CAP], ids[SS_TC_CAP];
-    for (uint32_t i = 1; i < n; i++)
-        seq[i - 1] = bin->g[i];
-    seq[n - 1] = bin->g[0];
+    uint32_t m = n - keep;
     /* relaxed: an owner-only count (see ss_tcache).  Counted before n
      * drops, so that a stats call in between never counts the drained
      * blocks as handed out. */
     ss_store_relaxed(&tc->drained, ss_load_relaxed(&tc->drained) + m);
-    /* The kept blocks, newest in g[0], the rest oldest first; the oldest m
-     * go back, the most recently freed stay warm.  The bin drops them
-     * before they are pushed (the bin discipline, tcache.h). */
-    if (keep) {
-        bin->g[0] = seq[n - 1];
-        for (uint32_t i = 1; i < keep; i++)
-            bin->g[i] = seq[m + i - 1];
-    }
+    /* The entries past keep go back: the newest but one (g[0], the next
+     * out, stays), as tcmalloc returns its most recent frees.  The bin
+     * drops them before they are pushed (the bin discipline, tcache.h);
+     * they stay in its slots, which only this thread writes, meanwhile.
+     * keep == 0 sends g[0] too. */
     /* release: see ss_bin_push(); and the push's release CAS below keeps
      * this store before the blocks appear on the shared list. */
     ss_store_release(&bin->n, keep);
-    for (uint32_t i = 0; i < m; i++)
-        ids[i] = ss_grain_id(pool, seq[i]);
-    push_ids(pool, cls, ids, m);
+    push_grains(pool, cls, bin->g + keep, m);
     ss_budget_give(pool, (size_t)m * ss_class_size(cls));
 }
 
@@ -438,38 +526,42 @@ uint32_t sigsafe__tc_salvage(sigsafe_pool *pool, ss_tcache *r)
                                  SS_GRAIN_SHIFT);
     uint32_t total = 0;
     for (unsigned c = 0; c < pool->tc_classes; c++) {
-        ss_tc_bin *bin = &r->bins[c];
+        ss_tc_bin *bin = ss_tc_bin_at(pool, r, c);
         /* relaxed: the record is ours (locked); the acquire of the lock
          * ordered the previous holder's stores before these loads. */
-        uint32_t n = ss_load_relaxed(&bin->n), ok = 0, ids[SS_TC_CAP];
-        uint32_t gs[SS_TC_CAP];
-        n = n > SS_TC_CAP ? SS_TC_CAP : n;
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t g = bin->g[i], j = 0;
-            /* relaxed: a cached block's state is written only by its
-             * holder, which is this record's vanished owner. */
-            if (g >= grains || ss_load_relaxed(&pool->states[ss_state_index(
-                                   g)]) != ss_st_free(c))
-                continue;
-            while (j < ok && gs[j] != g)
-                j++;
-            if (j == ok)
-                gs[ok++] = g;
-        }
+        uint32_t n = ss_load_relaxed(&bin->n), ok = 0;
+        n = n > pool->tc_entries ? pool->tc_entries : n;
         if (!n)
             continue;
+        /* Each good entry is kept once: its state is turned live as it is
+         * kept (moved down in place), so a repeat no longer reads free.
+         * relaxed: a cached block's state is written only by its holder,
+         * which is this record's vanished owner, and now by us. */
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t g = bin->g[i];
+            if (g >= grains)
+                continue;
+            ss_a8 *st = &pool->states[ss_state_index(g)];
+            if (ss_load_relaxed(st) != ss_st_free(c))
+                continue;
+            ss_store_relaxed(st, ss_st_live(c));
+            bin->g[ok++] = g;
+        }
+        for (uint32_t i = 0; i < ok; i++)
+            /* relaxed: published by the push's release CAS */
+            ss_store_relaxed(&pool->states[ss_state_index(bin->g[i])],
+                             ss_st_free(c));
         /* release: the bin is empty before its blocks are listed. */
         ss_store_release(&bin->n, 0);
         if (!ok)
             continue;
-        for (uint32_t i = 0; i < ok; i++)
-            ids[i] = ss_grain_id(pool, gs[i]);
         /* relaxed: the holder's count, as in sigsafe__tc_flush() */
         ss_store_relaxed(&r->drained, ss_load_relaxed(&r->drained) + ok);
-        push_ids(pool, c, ids, ok);
+        push_grains(pool, c, bin->g, ok);
         ss_budget_give(pool, (size_t)ok * ss_class_size(c));
         total += ok;
     }
+    rec_reset(pool, r);
     /* relaxed: counts, exact when quiescent: the record's allocations and
      * frees move to the pool's counters, the record starts from zero. */
     uint64_t frees = ss_load_relaxed(&r->frees);
@@ -498,7 +590,7 @@ int sigsafe__tc_reclaim(sigsafe_pool *pool)
     uint64_t me = ss_load_relaxed(&t->token);
     if (me && ss_tc_enter(t)) {
         for (uint64_t u = used_records(pool); u; u &= u - 1) {
-            ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
+            ss_tcache *r = ss_tc_record(pool, (unsigned)__builtin_ctzll(u));
             /* acquire: as in rec_claim() */
             if (ss_load_acquire(&r->key) == me) {
                 blocks = flush_all(pool, r);
@@ -532,7 +624,7 @@ static void salvage_held(ss_tls *t, uint64_t me, int mine)
         if (!pool || !pool->tc_classes)
             continue;
         for (uint64_t u = used_records(pool); u; u &= u - 1) {
-            ss_tcache *r = &pool->tcaches[__builtin_ctzll(u)];
+            ss_tcache *r = ss_tc_record(pool, (unsigned)__builtin_ctzll(u));
             /* acquire: as in rec_lock() */
             uint64_t k = ss_load_acquire(&r->key);
             if (!k || ((k & ~SS_TC_LOCK) == me) != mine ||

@@ -4,8 +4,8 @@
  *
  * Each thread that uses a pool owns one record of that pool's cache table
  * (in the pool's metadata, so statistics can read every record): per small
- * class up to SS_TC_CAP free blocks, each kept as its offset from the small
- * area in 16-byte grains (which is also its state byte's index), and the
+ * class a bin of free blocks (up to its cap: see Capacity), each kept as
+ * its offset from the small area in 16-byte grains, and the
  * thread's alloc/free counts.  A thread finds its record through
  * initial-exec TLS, which also holds the thread's `busy` byte and a copy of
  * the few pool fields the fast paths need (see ss_tls_bind).
@@ -52,11 +52,18 @@
  *
  * Capacity.  A block is charged to the budget when it leaves the shared
  * lists (into a cache or to the caller) and uncharged when it goes back;
- * bytes_in_use subtracts what the caches hold.  A cache holds at most
- * SS_TC_CAP blocks per class and capacity / 2048 bytes (at least 2 KiB, at
- * most 16 KiB; sigsafe__tc_plan()), and only classes up to 1 KiB are
- * cached, so one thread strands at most about 40 KiB (1 %) of a 4 MiB pool
- * or a smaller one, and 96 KiB (0.3 %) of a pool of 32 MiB or more.
+ * bytes_in_use subtracts what the caches hold.  Only classes up to 1 KiB
+ * are cached.  Each bin has a cap, the blocks it may hold now, sized by
+ * the thread's working set: a new record starts each class at
+ * tc_first_cap (capacity / 2048 bytes of it, 2 to 16 blocks), and a bin
+ * that runs dry doubles its cap, up to what the bin can hold
+ * (tc_entries: 30 to 254 blocks by pool size).  A free into a full bin
+ * sends the newest half of it back in one push.  The caps of one record
+ * add up to at most tc_limit bytes (capacity / 64, 40 KiB to 1 MiB): a
+ * class that would grow past it first halves the caps of the classes
+ * holding the most (stealing, as tcmalloc does), so one thread strands
+ * at most tc_limit bytes, and a pool short of memory takes back what
+ * vanished threads and the caller hold (sigsafe__tc_reclaim()).
  */
 #ifndef SS_TCACHE_H
 #define SS_TCACHE_H
@@ -74,17 +81,18 @@
  * need from the pool copied next to it (one cache line of TLS, no pool
  * header reads).  Valid while `gen` equals sigsafe__pool_gen: a pool
  * destroyed since may have been replaced by another at the same address.
- * A bound pool always has a record here (tc != NULL); small_len is 0 in an
- * empty binding, so no pointer matches it.
+ * A bound pool without a record of this thread has sigsafe__tc_none here,
+ * whose bins are all empty and full at once; small_len is 0 in an empty
+ * binding and in that one, so no pointer matches it.
  */
 typedef struct ss_tls_bind {
     sigsafe_pool *pool;
     uint64_t gen;
     ss_tcache *tc;
     ss_a8 *states;        /* pool->states */
-    const uint8_t *caps;  /* pool->tc_cap_live */
     uintptr_t small_base; /* pool->small_base */
     uintptr_t small_len;  /* pool->small_end - small_base */
+    unsigned bin_shift;   /* pool->tc_bin_shift */
 } ss_tls_bind;
 
 typedef struct ss_tls {
@@ -135,11 +143,20 @@ SS_INLINE int ss_bind_current(const ss_tls_bind *b)
     return b->gen == ss_load_relaxed(&sigsafe__pool_gen);
 }
 
+/* What a binding holds for a pool without a record of this thread: a
+ * record whose bins of 64 bytes (bin_shift 6) hold nothing and may hold
+ * nothing, so that the fast paths miss without a test of their own. */
+SS_HIDDEN extern ss_tcache sigsafe__tc_none[1 + SS_TC_CLASSES];
+/* By state byte: 1 for a live block of a cached class, else 0. */
+SS_HIDDEN extern const uint8_t sigsafe__tc_live_cached[256];
+
 /* This thread's record for pool, or NULL.  Call with busy set. */
 SS_INLINE ss_tcache *ss_tc_get(sigsafe_pool *pool, ss_tls *t)
 {
-    if (SS_LIKELY(t->bind[0].pool == pool && ss_bind_current(&t->bind[0])))
-        return t->bind[0].tc;
+    if (SS_LIKELY(t->bind[0].pool == pool && ss_bind_current(&t->bind[0]))) {
+        ss_tcache *tc = t->bind[0].tc;
+        return tc != sigsafe__tc_none ? tc : NULL;
+    }
     return sigsafe__tc_bind(pool, t);
 }
 
@@ -162,10 +179,12 @@ SS_INLINE void ss_tc_leave(ss_tls *t)
     ss_store_relaxed(&t->busy, 0);
 }
 
-/* Blocks a cache keeps of cached class cls. */
-SS_INLINE unsigned ss_tc_cap(const sigsafe_pool *pool, unsigned cls)
+/* The bin of cached class cls in record tc, whose bins are 1 << shift
+ * bytes (ss_tc_bin_at(), from a binding). */
+SS_INLINE ss_tc_bin *ss_tc_bin_of(ss_tcache *tc, uintptr_t cls,
+                                     unsigned shift)
 {
-    return pool->tc_cap_live[ss_st_live(cls)];
+    return (ss_tc_bin *)((uintptr_t)tc + sizeof(ss_tcache) + (cls << shift));
 }
 
 /*
@@ -207,12 +226,12 @@ SS_INLINE void ss_tc_count(ss_a64 *c)
 /* Hand out the newest block of a bin that holds n > 0 (busy set): mark it
  * live and return its address.  states and small_base are the pool's. */
 SS_INLINE void *ss_tc_take(ss_a8 *states, uintptr_t small_base,
-                           ss_tc_bin *bin, size_t n, unsigned cls)
+                           ss_tc_bin *bin, size_t n)
 {
     uint32_t g = ss_bin_pop(bin, n);
     /* relaxed: a cached block is this thread's alone.  Not counted: see
      * ss_tcache. */
-    ss_store_relaxed(&states[ss_state_index(g)], ss_st_live(cls));
+    ss_store_relaxed(&states[ss_state_index(g)], bin->live);
     return (void *)(small_base + ((uintptr_t)g << SS_GRAIN_SHIFT));
 }
 

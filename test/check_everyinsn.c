@@ -375,7 +375,7 @@ static void forge_vanished(size_t size, uint64_t key)
     uint64_t me = atomic_load(&sigsafe__tls.token);
     for (unsigned i = 0; me && i < SS_TC_RECORDS; i++) {
         uint64_t k = me;
-        if (atomic_compare_exchange_strong(&pool2->tcaches[i].key, &k, key))
+        if (atomic_compare_exchange_strong(&ss_tc_record(pool2, i)->key, &k, key))
             break;
     }
     sigsafe__tls.bind[0].pool = NULL;
@@ -416,7 +416,7 @@ static void script(void)
         q[i] = sigsafe_pool_alloc(pool2, 48);
     int forged = 0, mine = 0, twice = 0;
     for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-        uint64_t k = atomic_load(&pool2->tcaches[i].key);
+        uint64_t k = atomic_load(&ss_tc_record(pool2, i)->key);
         forged += k == me + 1000000;
         mine += k == me;
     }
@@ -500,12 +500,12 @@ static void script(void)
     sigsafe__tc_after_fork();
     int left = 0;
     for (unsigned i = 0; i < SS_TC_RECORDS; i++)
-        left += atomic_load(&pool2->tcaches[i].key) == me + 2000000;
+        left += atomic_load(&ss_tc_record(pool2, i)->key) == me + 2000000;
     SCRIPT_CHECK(left == 0, 32);
     sigsafe__tc_thread_exit();
     for (unsigned i = 0; i < SS_TC_RECORDS; i++)
-        left += atomic_load(&pool->tcaches[i].key) == me ||
-                atomic_load(&pool2->tcaches[i].key) == me;
+        left += atomic_load(&ss_tc_record(pool, i)->key) == me ||
+                atomic_load(&ss_tc_record(pool2, i)->key) == me;
     SCRIPT_CHECK(left == 0, 33);
     take(48, 0); /* the shared path now */
 }

@@ -244,7 +244,7 @@ static unsigned held_records(sigsafe_pool *pool)
     uint64_t me = atomic_load(&sigsafe__tls.token);
     unsigned n = 0;
     for (unsigned i = 0; i < SS_TC_RECORDS; i++) {
-        uint64_t k = atomic_load(&pool->tcaches[i].key);
+        uint64_t k = atomic_load(&ss_tc_record(pool, i)->key);
         n += k != 0 && k != me;
     }
     return n;
@@ -479,8 +479,8 @@ START_TEST(salvage_trusts_nothing)
     /* A record nobody holds, locked as a salvager would. */
     ss_tcache *r = NULL;
     for (unsigned i = 0; i < SS_TC_RECORDS && !r; i++)
-        if (atomic_load(&pool->tcaches[i].key) == 0)
-            r = &pool->tcaches[i];
+        if (atomic_load(&ss_tc_record(pool, i)->key) == 0)
+            r = ss_tc_record(pool, i);
     ck_assert_ptr_nonnull(r);
     atomic_store(&r->key, SS_TC_LOCK | 0x5eedu);
     /* Class 0 (16 B): six live blocks; four turned
@@ -499,16 +499,16 @@ START_TEST(salvage_trusts_nothing)
             atomic_store(&pool->states[ss_state_index(g[i])], ss_st_free(0));
     }
     uint64_t before = st_stats(pool).bytes_in_use;
-    ss_tc_bin *bin = &r->bins[0];
+    ss_tc_bin *bin = ss_tc_bin_at(pool, r, 0);
     uint32_t e[] = {g[0], g[1], g[1], g[2], g[3], g[4], 0xfffffff0u};
     for (unsigned i = 0; i < 7; i++)
         bin->g[i] = e[i];
     atomic_store(&bin->n, 7);
-    r->bins[1].g[0] = g[5];
-    atomic_store(&r->bins[1].n, 1);
+    ss_tc_bin_at(pool, r, 1)->g[0] = g[5];
+    atomic_store(&ss_tc_bin_at(pool, r, 1)->n, 1);
     ck_assert_uint_eq(sigsafe__tc_salvage(pool, r), 4);
     ck_assert_uint_eq(atomic_load(&bin->n), 0);
-    ck_assert_uint_eq(atomic_load(&r->bins[1].n), 0);
+    ck_assert_uint_eq(atomic_load(&ss_tc_bin_at(pool, r, 1)->n), 0);
     atomic_store(&r->key, 0);
     /* The four came back once each: 64 allocations never repeat one. */
     ck_assert_uint_eq(before - st_stats(pool).bytes_in_use, 4 * 16);

@@ -34,37 +34,63 @@ START_TEST(class_table_matches)
 }
 END_TEST
 
-/* Caps: capacity / 2048 bytes a class (2 KiB to 16 KiB), at least 2
- * blocks, at most SS_TC_CAP; the by-state table has them for live blocks
- * of cached classes and 0 for every other byte.  No cache below 1 MiB. */
-START_TEST(cap_tables_match)
+/* The plan: a class's first cap is capacity / 2048 bytes of it (2 KiB to
+ * 16 KiB), 2 to 16 blocks; a bin holds 30 to 254 blocks by pool size; a
+ * record's caps may add up to capacity / 64 bytes (40 KiB to 1 MiB), and
+ * its first caps fit.  Bins lie inside their record.  No cache below
+ * 1 MiB. */
+START_TEST(cache_plan)
 {
     static const size_t caps[] = {1 * ST_MIB, 4 * ST_MIB, 8 * ST_MIB,
-                                  16 * ST_MIB, 64 * ST_MIB};
+                                  16 * ST_MIB, 64 * ST_MIB, 1024 * ST_MIB};
+    static const unsigned entries[] = {30, 62, 126, 126, 254, 254};
     for (unsigned k = 0; k < sizeof caps / sizeof caps[0]; k++) {
         sigsafe_pool *pool = make_pool("tcache-caps", caps[k]);
         size_t bytes = caps[k] / 2048;
         bytes = bytes < 2048 ? 2048 : bytes > 16384 ? 16384 : bytes;
+        size_t limit = caps[k] / 64;
+        limit = limit < 40 * 1024 ? 40 * 1024 : limit > ST_MIB ? ST_MIB : limit;
         ck_assert_uint_eq(pool->tc_classes, SS_TC_CLASSES);
+        ck_assert_uint_eq(pool->tc_entries, entries[k]);
+        ck_assert_uint_eq(pool->tc_limit, limit);
+        size_t first = 0;
         for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
             size_t want = bytes / ss_class_size(c);
-            want = want > SS_TC_CAP ? SS_TC_CAP : want < 2 ? 2 : want;
-            ck_assert_uint_eq(ss_tc_cap(pool, c), want);
+            want = want > 16 ? 16 : want < 2 ? 2 : want;
+            ck_assert_uint_eq(pool->tc_first_cap[c], want);
+            first += want * ss_class_size(c);
         }
-        for (unsigned v = 0; v < 256; v++) {
-            unsigned want = 0;
-            if (ss_st_is_live((uint8_t)v) &&
-                ss_st_cls((uint8_t)v) < SS_TC_CLASSES)
-                want = ss_tc_cap(pool, ss_st_cls((uint8_t)v));
-            ck_assert_msg(pool->tc_cap_live[v] == want,
-                          "capacity %zu, state byte %u: cap %u, want %u",
-                          caps[k], v, pool->tc_cap_live[v], want);
-        }
+        ck_assert_uint_le(first, pool->tc_limit);
+        ss_tcache *r0 = ss_tc_record(pool, 0);
+        /* bins lie inside their record, records next to each other */
+        ck_assert_ptr_eq((char *)ss_tc_bin_at(pool, r0, SS_TC_CLASSES - 1) +
+                             (sizeof(ss_tc_bin) + 4 * pool->tc_entries),
+                         (char *)ss_tc_record(pool, 1));
         sigsafe_pool_destroy(pool);
     }
     sigsafe_pool *small = make_pool("tcache-small", ST_MIB - 4096);
     ck_assert_uint_eq(small->tc_classes, 0);
     sigsafe_pool_destroy(small);
+}
+END_TEST
+
+/* The fast free's table says "a live block of a cached class" for exactly
+ * those state bytes; the record it uses for pools without a record of
+ * this thread has bins that hold nothing and may hold nothing. */
+START_TEST(live_cached_table)
+{
+    for (unsigned v = 0; v < 256; v++) {
+        int want = ss_st_is_live((uint8_t)v) && v >= ss_st_live(0) &&
+                   ss_st_cls((uint8_t)v) < SS_TC_CLASSES;
+        ck_assert_msg(sigsafe__tc_live_cached[v] == want, "state byte %u", v);
+    }
+    ck_assert_uint_eq(sizeof sigsafe__tc_none,
+                      sizeof(ss_tcache) + (SS_TC_CLASSES << 6));
+    for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+        ss_tc_bin *bin = ss_tc_bin_of(sigsafe__tc_none, c, 6);
+        ck_assert_uint_eq(atomic_load(&bin->n), 0);
+        ck_assert_uint_eq(bin->cap, 0);
+    }
 }
 END_TEST
 
@@ -110,22 +136,23 @@ END_TEST
  * level, and pushes and pops interleave. */
 START_TEST(bin_is_lifo)
 {
-    ss_tc_bin bin;
-    memset(&bin, 0, sizeof bin);
-    uint32_t model[SS_TC_CAP], n = 0;
+    static uint32_t words[256]; /* a 1 KiB bin: 254 blocks */
+    ss_tc_bin *bin = (ss_tc_bin *)words;
+    enum { ENTRIES = 254 };
+    uint32_t model[ENTRIES], n = 0;
     unsigned seed = 7;
     for (int step = 0; step < 20000; step++) {
         seed = seed * 1103515245u + 12345u;
-        int push = n == 0 || (n < SS_TC_CAP && (seed >> 16) % 2);
+        int push = n == 0 || (n < ENTRIES && (seed >> 16) % 2);
         if (push) {
             uint32_t g = seed & 0xffffff;
-            ss_bin_push(&bin, n, g);
+            ss_bin_push(bin, n, g);
             model[n++] = g;
         } else {
-            uint32_t g = ss_bin_pop(&bin, n);
+            uint32_t g = ss_bin_pop(bin, n);
             ck_assert_uint_eq(g, model[--n]);
         }
-        ck_assert_uint_eq(atomic_load(&bin.n), n);
+        ck_assert_uint_eq(atomic_load(&bin->n), n);
     }
 }
 END_TEST
@@ -240,6 +267,120 @@ static void *mixed_then_exit(void *arg)
     return NULL;
 }
 
+/* Allocate 1 KiB blocks of pool (arg) until it runs dry, free them;
+ * returns the bytes it got. */
+static void *fill_pool(void *arg)
+{
+    sigsafe_pool *pool = arg;
+    static void *got[8192];
+    size_t n = 0;
+    while (n < 8192 && (got[n] = sigsafe_pool_alloc(pool, 1024)) != NULL)
+        n++;
+    for (size_t i = 0; i < n; i++)
+        sigsafe_free(got[i]);
+    return (void *)(uintptr_t)(n * 1024);
+}
+
+/* This thread's record in pool (bound by an allocation just made). */
+static ss_tcache *my_record(sigsafe_pool *pool)
+{
+    ck_assert_ptr_eq(sigsafe__tls.bind[0].pool, pool);
+    ss_tcache *tc = sigsafe__tls.bind[0].tc;
+    ck_assert_ptr_ne(tc, sigsafe__tc_none);
+    return tc;
+}
+
+/* The record's caps add up to cap_bytes, within tc_limit, and no bin
+ * holds more than its cap; returns the bytes its bins hold. */
+static size_t check_caps(sigsafe_pool *pool, ss_tcache *tc)
+{
+    size_t caps = 0, held = 0;
+    for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+        ss_tc_bin *bin = ss_tc_bin_at(pool, tc, c);
+        ck_assert_uint_le(bin->cap, pool->tc_entries);
+        ck_assert_uint_ge(bin->cap, pool->tc_first_cap[c]);
+        ck_assert_uint_le(atomic_load(&bin->n), bin->cap);
+        caps += (size_t)bin->cap * ss_class_size(c);
+        held += (size_t)atomic_load(&bin->n) * ss_class_size(c);
+    }
+    ck_assert_uint_eq(caps, atomic_load(&tc->cap_bytes));
+    ck_assert_uint_le(caps, pool->tc_limit);
+    return held;
+}
+
+/* A working set of 200 blocks of one class, allocated and freed in
+ * rounds: the bin's cap grows until the whole set fits, and from then on
+ * a round neither refills nor flushes. */
+START_TEST(working_set_grows_cap)
+{
+    sigsafe_pool *pool = make_pool("tcache-grow", 64 * ST_MIB);
+    enum { SET = 200 };
+    static void *p[SET];
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < SET; i++)
+            ck_assert_ptr_nonnull(p[i] = sigsafe_pool_alloc(pool, 1000));
+        for (int i = 0; i < SET; i++)
+            sigsafe_free(p[i]);
+    }
+    ck_assert_ptr_nonnull(p[0] = sigsafe_pool_alloc(pool, 1000));
+    ss_tcache *tc = my_record(pool);
+    sigsafe_free(p[0]);
+    ss_tc_bin *bin = ss_tc_bin_at(pool, tc, ss_class_of(1000));
+    ck_assert_uint_ge(bin->cap, SET);
+    (void)check_caps(pool, tc);
+    uint64_t filled = atomic_load(&tc->filled);
+    uint64_t drained = atomic_load(&tc->drained);
+    for (int i = 0; i < SET; i++)
+        ck_assert_ptr_nonnull(p[i] = sigsafe_pool_alloc(pool, 1000));
+    for (int i = 0; i < SET; i++)
+        sigsafe_free(p[i]);
+    ck_assert_uint_eq(atomic_load(&tc->filled), filled);
+    ck_assert_uint_eq(atomic_load(&tc->drained), drained);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
+/* Working sets in every cached class, larger than one thread may keep:
+ * the caps stay within tc_limit (classes steal from each other), so a
+ * live thread holds at most tc_limit bytes idle, and another thread can
+ * still have all the rest of the capacity. */
+START_TEST(caps_stay_within_limit)
+{
+    size_t capacity = 4 * ST_MIB;
+    sigsafe_pool *pool = make_pool("tcache-limit", capacity);
+    enum { SET = 120 };
+    static void *p[SET];
+    ss_tcache *tc = NULL;
+    for (int round = 0; round < 6; round++) {
+        for (unsigned c = 0; c < SS_TC_CLASSES; c++) {
+            size_t size = ss_class_size(c);
+            for (int i = 0; i < SET; i++)
+                ck_assert_ptr_nonnull(p[i] = sigsafe_pool_alloc(pool, size));
+            tc = my_record(pool);
+            for (int i = 0; i < SET; i++)
+                sigsafe_free(p[i]);
+            size_t held = check_caps(pool, tc);
+            ck_assert_uint_le(held, pool->tc_limit);
+        }
+    }
+    /* this thread keeps its cache; another takes what is left */
+    size_t held = check_caps(pool, tc);
+    ck_assert_uint_gt(held, 0);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    size_t got = 0;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, fill_pool, pool), 0);
+    void *r;
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    got = (size_t)(uintptr_t)r;
+    ck_assert_msg(got + held + 1024 >= capacity,
+                  "another thread got %zu of %zu bytes; this one holds %zu",
+                  got, capacity, held);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
 START_TEST(exited_threads_strand_little)
 {
     size_t capacity = 4 * ST_MIB;
@@ -252,8 +393,8 @@ START_TEST(exited_threads_strand_little)
     size_t n = 0, bytes = 0;
     while (n < 8192 && (got[n] = sigsafe_pool_alloc(pool, 1024)) != NULL)
         bytes += 1024, n++;
-    /* a share of at most 41 KiB a thread, and a span's rounding */
-    ck_assert_msg(bytes + EXITED * 41 * ST_KIB + 64 * ST_KIB >= capacity,
+    /* a share of at most tc_limit a thread, and a span's rounding */
+    ck_assert_msg(bytes + EXITED * pool->tc_limit + 64 * ST_KIB >= capacity,
                   "only %zu of %zu bytes served after %d threads exited",
                   bytes, capacity, EXITED);
     for (size_t i = 0; i < n; i++)
@@ -351,7 +492,8 @@ static Suite *tcache_suite(void)
     Suite *s = suite_create("tcache");
     TCase *tc = tcase_create("tables");
     tcase_add_test(tc, class_table_matches);
-    tcase_add_test(tc, cap_tables_match);
+    tcase_add_test(tc, cache_plan);
+    tcase_add_test(tc, live_cached_table);
     tcase_add_test(tc, state_encoding);
     tcase_add_test(tc, state_index_scramble);
     tcase_add_test(tc, bin_is_lifo);
@@ -362,6 +504,8 @@ static Suite *tcache_suite(void)
     tcase_add_test(tc, counts_exact_many_threads);
     tcase_add_test(tc, counts_sane_while_running);
     tcase_add_test(tc, exited_threads_strand_little);
+    tcase_add_test(tc, working_set_grows_cap);
+    tcase_add_test(tc, caps_stay_within_limit);
     tcase_add_test(tc, destroy_unbinds);
     tcase_add_test(tc, fast_free_falls_through);
     suite_add_tcase(s, tc);
