@@ -82,6 +82,8 @@ static void usage(FILE *f)
 "  --md FILE         also write the markdown report to FILE\n"
 "  --dat FILE        write W3 throughput by thread count (gnuplot data)\n"
 "  --raw FILE        write every median: backend workload threads value unit\n"
+"  --instr-harness N the same with an allocator that does nothing: what\n"
+"                    the harness alone costs\n"
 "  --instr-w1 N      one backend (the first of --backends, else sigsafe):\n"
 "                    warm up, run N W1 pairs, exit (callgrind)\n"
 "  --steady N        sigsafe only: warm up, print a marker, run N rounds of\n"
@@ -582,6 +584,29 @@ static int instr_w1(uint64_t n)
     return 0;
 }
 
+/* The harness alone, for callgrind: W1's loop and its calls through the
+ * function pointers, into an allocator that does nothing (one block,
+ * handed out again and again; 3 instructions for the pair). */
+static char null_block[64];
+static __attribute__((noinline)) void *null_alloc(size_t n)
+{
+    (void)n;
+    return null_block;
+}
+static __attribute__((noinline)) void null_free(void *p)
+{
+    (void)p;
+}
+
+static int instr_harness(uint64_t n)
+{
+    bench_backend b = {.name = "harness", .alloc = null_alloc,
+                       .free = null_free};
+    bench_w1(&b, 10000);
+    bench_w1(&b, n);
+    return 0;
+}
+
 /* Steady state: after warm-up, alloc/free must make no system call. */
 static int steady(uint64_t n)
 {
@@ -620,6 +645,7 @@ static uint64_t num(const char *s, const char *opt)
 int main(int argc, char **argv)
 {
     long instr = -1, steady_n = -1;
+    int harness = 0;
     const char *mem_name = NULL;
     for (size_t i = 0; i < bench_nbackends; i++)
         opt_use[i] = 1;
@@ -667,6 +693,9 @@ int main(int argc, char **argv)
             opt_raw = v;
         } else if (!strcmp(a, "--instr-w1")) {
             instr = (long)num(v, a);
+        } else if (!strcmp(a, "--instr-harness")) {
+            instr = (long)num(v, a);
+            harness = 1;
         } else if (!strcmp(a, "--steady")) {
             steady_n = (long)num(v, a);
         } else if (!strcmp(a, "--mem")) {
@@ -681,7 +710,8 @@ int main(int argc, char **argv)
     }
     bench_workloads_init();
     if (instr >= 0)
-        return instr_w1((uint64_t)instr);
+        return harness ? instr_harness((uint64_t)instr)
+                       : instr_w1((uint64_t)instr);
     if (steady_n >= 0)
         return steady((uint64_t)steady_n);
     if (mem_name)

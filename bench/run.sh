@@ -73,35 +73,57 @@ need() {
 }
 
 # Instructions per W1 pair: callgrind's total for N pairs minus its total
-# for none (start-up, pool creation, warm-up), divided by N.
+# for none (start-up, pool creation, warm-up), divided by N; and the same
+# less the harness's own (the loop and the calls, measured with an
+# allocator that does nothing).
+callgrind_per_pair() { # name, then the benchmark's arguments
+    name=$1
+    shift
+    for k in 0 "$n"; do
+        valgrind -q --tool=callgrind \
+            --callgrind-out-file="$results/callgrind.$name.$k.out" \
+            "$bin" "$@" "$k" --pool-mib 4
+    done
+    ir0=$(sed -n 's/^summary: *//p' "$results/callgrind.$name.0.out")
+    irn=$(sed -n 's/^summary: *//p' "$results/callgrind.$name.$n.out")
+    awk -v a="$ir0" -v b="$irn" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }'
+}
+
 run_callgrind() {
     n=${CALLGRIND_ITERS:-200000}
     need valgrind
     out=$results/callgrind.md
+    harness=$(callgrind_per_pair harness --instr-harness)
     {
         echo "### Instructions per W1 alloc+free pair (callgrind)"
         echo
-        echo "| backend | instructions per pair |"
-        echo "|---|---:|"
+        echo "| backend | instructions per pair | net of the harness | ratio to tcmalloc |"
+        echo "|---|---:|---:|---:|"
     } >"$out"
-    for b in sigsafe glibc treiber; do
-        for k in 0 "$n"; do
-            valgrind -q --tool=callgrind \
-                --callgrind-out-file="$results/callgrind.$b.$k.out" \
-                "$bin" --backends "$b" --instr-w1 "$k" --pool-mib 4
-        done
-        ir0=$(sed -n 's/^summary: *//p' "$results/callgrind.$b.0.out")
-        irn=$(sed -n 's/^summary: *//p' "$results/callgrind.$b.$n.out")
-        per=$(awk -v a="$ir0" -v b="$irn" -v n="$n" \
-            'BEGIN { printf "%.1f", (b - a) / n }')
+    rows=""
+    tc_net=""
+    for b in sigsafe tcmalloc jemalloc mimalloc glibc treiber; do
+        per=$(callgrind_per_pair "$b" --backends "$b" --instr-w1) || continue
+        [ -n "$per" ] || continue
+        net=$(awk -v a="$per" -v h="$harness" 'BEGIN { printf "%.1f", a - h }')
+        [ "$b" = tcmalloc ] && tc_net=$net
+        rows="$rows$b $per $net
+"
+    done
+    printf '%s' "$rows" | while read -r b per net; do
         label=$b
         [ "$b" = treiber ] && label="treiber (bare lock-free stack, reference)"
-        echo "| $label | $per |" >>"$out"
+        ratio=$(awk -v a="$net" -v t="$tc_net" \
+            'BEGIN { if (t > 0) printf "%.2f×", a / t; else printf "—" }')
+        echo "| $label | $per | $net | $ratio |" >>"$out"
     done
     {
         echo
-        echo "$n pairs of 64 B, less a run of none; the count includes the"
-        echo "benchmark loop and the call through a function pointer."
+        echo "$n pairs of 64 B, less a run of none.  The harness (the loop"
+        echo "and the two calls through function pointers, into an allocator"
+        echo "that does nothing) costs $harness a pair; the net column takes"
+        echo "it out.  sigsafe's count includes the benchmark's one-line"
+        echo "wrapper that passes the pool."
         echo
     } >>"$out"
     if command -v callgrind_annotate >/dev/null; then

@@ -104,9 +104,8 @@ typedef struct ss_tc_bin {
     uint16_t cap;        /* blocks it may hold now (see tcache.h) */
     uint8_t live;        /* ss_st_live() of its class */
     uint8_t cls;         /* its class */
-    /* (addr - small_base) >> 4 of each: g[0] the newest (the next one
-     * out), g[1 .. n-1] the others.  (64 << pool->tc_bin_shift) - 8
-     * bytes of them.  See tcache.h. */
+    /* (addr - small_base) >> 4 of each, the newest last; (1 <<
+     * pool->tc_bin_shift) - 8 bytes of them.  See tcache.h. */
     uint32_t g[];
 } ss_tc_bin;
 

@@ -496,11 +496,10 @@ void sigsafe__tc_flush(sigsafe_pool *pool, ss_tcache *tc, unsigned cls,
      * drops, so that a stats call in between never counts the drained
      * blocks as handed out. */
     ss_store_relaxed(&tc->drained, ss_load_relaxed(&tc->drained) + m);
-    /* The entries past keep go back: the newest but one (g[0], the next
-     * out, stays), as tcmalloc returns its most recent frees.  The bin
-     * drops them before they are pushed (the bin discipline, tcache.h);
-     * they stay in its slots, which only this thread writes, meanwhile.
-     * keep == 0 sends g[0] too. */
+    /* The entries past keep go back: the newest, as tcmalloc returns its
+     * most recent frees.  The bin drops them before they are pushed (the
+     * bin discipline, tcache.h); they stay in its slots, which only this
+     * thread writes, meanwhile. */
     /* release: see ss_bin_push(); and the push's release CAS below keeps
      * this store before the blocks appear on the shared list. */
     ss_store_release(&bin->n, keep);

@@ -188,17 +188,12 @@ SS_INLINE ss_tc_bin *ss_tc_bin_of(ss_tcache *tc, uintptr_t cls,
 }
 
 /*
- * A bin's stack.  The next block out is kept in g[0], at an address known
- * from the class alone, so an allocation's result does not wait for the
- * load of n (W1-style reuse is one dependency chain through the bin).
- * Pop: take g[0], move the newest of the rest into it.  Push: move g[0]
- * to the end of the rest, put the block in g[0].  Both stay in bounds for
- * n = 1 and n = 0 (they move g[0] onto itself).
+ * A bin's stack: g[0 .. n-1], the newest last.  Pop: take g[n-1], then
+ * n - 1.  Push: write g[n], then n + 1 (the bin discipline's order).
  */
 SS_INLINE uint32_t ss_bin_pop(ss_tc_bin *bin, size_t n)
 {
-    uint32_t g = bin->g[0];
-    bin->g[0] = bin->g[n - 1];
+    uint32_t g = bin->g[n - 1];
     /* relaxed: owner only (busy is set); stats read it. */
     ss_store_relaxed(&bin->n, (uint32_t)(n - 1));
     return g;
@@ -206,9 +201,8 @@ SS_INLINE uint32_t ss_bin_pop(ss_tc_bin *bin, size_t n)
 
 SS_INLINE void ss_bin_push(ss_tc_bin *bin, size_t n, uint32_t g)
 {
-    bin->g[n] = bin->g[0];
-    bin->g[0] = g;
-    /* release: the entries are written before n counts them (the bin
+    bin->g[n] = g;
+    /* release: the entry is written before n counts it (the bin
      * discipline above), for whoever salvages a record whose owner
      * stopped here: a handler that siglongjmps, a fork child.  A plain
      * store on x86-64. */
