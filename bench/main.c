@@ -464,36 +464,44 @@ static void report(unsigned maxt, unsigned w5_runs)
             else
                 out("| %s | %s | %.1f | — |\n", b->label, safe, v);
         }
-        out("\nMedian over %u handler runs per repetition; the cost of the "
-            "two clock reads (%.1f ns, an empty handler's median) is "
-            "subtracted. Target: sigsafe ≤ the bare shared lock-free "
-            "stack.\n\n", w5_runs, clk);
+        out("\nThe mean of the middle 80 %% of %u handler runs per "
+            "repetition (the clock may tick in 10 ns steps: a median would "
+            "round to them); the cost of the two clock reads (%.1f ns, an "
+            "empty handler's, taken the same way) is subtracted. Target: "
+            "sigsafe ≤ the bare shared lock-free stack.\n\n", w5_runs, clk);
     }
 
     if (opt_work[MEM]) {
         out("### W2 memory: bytes used against peak live bytes (%llu rounds "
             "of 1000 blocks, each filled)\n\n", (unsigned long long)mem_rounds);
-        out("| backend | peak live bytes | bytes used | overhead (used / "
-            "live) | RSS growth |\n|---|---:|---:|---:|---:|\n");
+        out("| backend | peak live bytes | RSS growth | overhead (RSS / "
+            "live) |\n|---|---:|---:|---:|\n");
+        const mem_result *ss_mem = NULL;
         for (size_t i = 0; i < bench_nbackends; i++) {
             const bench_backend *b = &bench_backends[i];
             if (!opt_use[i] || !in_work(b, MEM))
                 continue;
             mem_result *m = &mem[i];
             if (!m->ok) {
-                out("| %s | failed | — | — | — |\n", b->label);
+                out("| %s | failed | — | — |\n", b->label);
                 continue;
             }
-            int ss = strcmp(b->name, "sigsafe") == 0;
-            size_t live = ss ? m->peak_in_use : m->peak_live;
-            size_t used = ss ? m->mapped : m->rss_delta;
-            out("| %s | %zu | %zu | %.2f | %zu |\n", b->label, live, used,
-                live ? (double)used / (double)live : 0.0, m->rss_delta);
+            if (strcmp(b->name, "sigsafe") == 0)
+                ss_mem = m;
+            out("| %s | %zu | %zu | %.2f |\n", b->label, m->peak_live,
+                m->rss_delta,
+                m->peak_live ? (double)m->rss_delta / (double)m->peak_live
+                             : 0.0);
         }
-        out("\nsigsafe: `bytes_mapped` against `peak_bytes_in_use` (usable "
-            "sizes) from `sigsafe_pool_stats`; peers: growth of the resident "
-            "set (/proc/self/statm) against the peak of requested live "
-            "bytes, each in a fresh process.\n\n");
+        out("\nEvery backend: growth of the resident set (/proc/self/statm) "
+            "against the peak of requested live bytes, each in a fresh "
+            "process.");
+        if (ss_mem)
+            out(" sigsafe's own statistics at the end: `bytes_mapped` %zu, "
+                "`peak_bytes_in_use` %zu (usable sizes, and the blocks "
+                "idle in the thread cache: see docs/design.md).",
+                ss_mem->mapped, ss_mem->peak_in_use);
+        out("\n\n");
     }
 }
 
