@@ -185,8 +185,8 @@ void *sigsafe_pool_alloc(sigsafe_pool *pool, size_t size)
         if (SS_LIKELY(b->pool == pool) && SS_LIKELY(ss_bind_current(b))) {
             /* A bound pool without a record has sigsafe__tc_none: its
              * bins are empty. */
-            size_t cls = sigsafe__tc_class[(size + 15) >> 4];
-            ss_tc_bin *bin = ss_tc_bin_of(tc, cls, b->bin_shift);
+            size_t slot = sigsafe__tc_slot[(size + 15) >> 4];
+            ss_tc_bin *bin = ss_tc_bin_of(tc, slot, b->bin_shift);
             /* relaxed: the record is this thread's alone (busy is set). */
             size_t n = ss_load_relaxed(&bin->n);
             if (SS_LIKELY(n)) {

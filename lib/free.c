@@ -130,21 +130,24 @@ void sigsafe_free(void *ptr)
     if (SS_LIKELY(ss_tc_enter(t))) {
         /* Read with busy set: a handler may rebind only while it is clear. */
         const ss_tls_bind *b = &t->bind[0];
-        /* NULL and foreign pointers fail the range check. */
+        /* The offset in grains, rotated: a pointer that is not on a
+         * grain has its low bits on top and fails the range check, as
+         * NULL and foreign pointers do.  One compare for both. */
         uintptr_t off = (uintptr_t)ptr - b->small_base;
-        if (SS_LIKELY(off < b->small_len) &&
-            SS_LIKELY(!(off & ((1u << SS_GRAIN_SHIFT) - 1))) &&
+        uintptr_t rot = (off >> SS_GRAIN_SHIFT) |
+                        (off << (sizeof off * 8 - SS_GRAIN_SHIFT));
+        if (SS_LIKELY(rot < b->small_grains) &&
             SS_LIKELY(ss_bind_current(b))) {
-            uint32_t g = (uint32_t)(off >> SS_GRAIN_SHIFT);
+            uint32_t g = (uint32_t)rot;
             ss_a8 *st = &b->states[ss_state_index(g)];
             ss_tcache *tc = b->tc;
             /* relaxed: a first look; the exchange below decides. */
-            uint8_t v = ss_load_relaxed(st);
-            /* &tc->bins[ss_st_cls(v)], as arithmetic (no load on the way
-             * to the bin): v may be anything until the table says it is
-             * a live block of a cached class. */
-            ss_tc_bin *bin = ss_tc_bin_of(
-                tc, (uintptr_t)(v >> 1) - 1u, b->bin_shift);
+            uint32_t v = ss_load_relaxed(st);
+            /* The bin of class ss_st_cls(v), in slot v >> 1, by
+             * arithmetic (no load on the way to the bin): v may be
+             * anything until the table says it is a live block of a
+             * cached class. */
+            ss_tc_bin *bin = ss_tc_bin_of(tc, (uintptr_t)v >> 1, b->bin_shift);
             uint32_t n;
             if (SS_LIKELY(sigsafe__tc_live_cached[v]) &&
                 /* relaxed: the record is this thread's alone (busy). */

@@ -118,8 +118,8 @@ typedef struct ss_tc_bin {
  * frees - drained - (blocks held), summed by sigsafe_pool_stats().  The
  * owner's identity (tls, tid, pid) is written only while the key holds
  * SS_TC_LOCK, and read by others like a sequence lock (tcache.c).  The
- * bins follow the record's first cache line, SS_TC_CLASSES of them,
- * each 1 << pool->tc_bin_shift bytes (ss_tc_bin_at()). */
+ * bins follow, SS_TC_CLASSES of them, each 1 << pool->tc_bin_shift bytes
+ * (ss_tc_stride(), ss_tc_bin_at()). */
 typedef struct ss_tcache {
     _Alignas(64) ss_a64 key;  /* see SS_TC_LOCK */
     ss_aptr tls;              /* the owner's TLS block */
@@ -144,10 +144,13 @@ SS_INLINE unsigned ss_tc_bin_shift(size_t capacity)
                                            : 6u;
 }
 
-/* Bytes from one record to the next: its header line and its bins. */
+/* Bytes from one record to the next: SS_TC_CLASSES + 1 slots of a bin's
+ * size, the header in slot 0 (the rest of it unused) and the bin of
+ * class c in slot c + 1, so that a live state byte v, whose v >> 1 is
+ * c + 1, names its bin's slot. */
 SS_INLINE size_t ss_tc_stride(unsigned bin_shift)
 {
-    return sizeof(ss_tcache) + ((size_t)SS_TC_CLASSES << bin_shift);
+    return (size_t)(SS_TC_CLASSES + 1) << bin_shift;
 }
 
 /* A free-list head alone on its cache line. */
@@ -381,8 +384,8 @@ SS_INLINE ss_tcache *ss_tc_record(const sigsafe_pool *pool, unsigned i)
 SS_INLINE ss_tc_bin *ss_tc_bin_at(const sigsafe_pool *pool, ss_tcache *tc,
                                   unsigned cls)
 {
-    return (ss_tc_bin *)((uintptr_t)tc + sizeof(ss_tcache) +
-                         ((uintptr_t)cls << pool->tc_bin_shift));
+    return (ss_tc_bin *)((uintptr_t)tc +
+                         ((uintptr_t)(cls + 1) << pool->tc_bin_shift));
 }
 
 /* ---- AS-safe internals */

@@ -27,12 +27,12 @@ _Thread_local ss_tls sigsafe__tls __attribute__((tls_model("initial-exec"))) = {
 #undef SS_BIND_NONE
 #endif
 
-/* ss_class_of(n) for n = 16 * i (the fast paths round a request up to a
- * multiple of 16 first; classes up to 128 B are 16 B apart, above they
- * are multiples of 16 too, so rounding never changes the class). */
-#define C4(a, b, c, d) a, b, c, d
-const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1] = {
-    0, 0, 1, 2, 3, 4, 5, 6, 7,         /* 0, 16 .. 128 */
+/* ss_class_of(n) + 1 for n = 16 * i (the fast paths round a request up
+ * to a multiple of 16 first; classes up to 128 B are 16 B apart, above
+ * they are multiples of 16 too, so rounding never changes the class). */
+#define C4(a, b, c, d) a + 1, b + 1, c + 1, d + 1
+const uint8_t sigsafe__tc_slot[SS_TC_MAX_SIZE / 16 + 1] = {
+    1, 1, 2, 3, 4, 5, 6, 7, 8,         /* 0, 16 .. 128 */
     C4(8, 8, 9, 9), C4(10, 10, 11, 11),           /* .. 256 */
     C4(12, 12, 12, 12), C4(13, 13, 13, 13),       /* .. 384 */
     C4(14, 14, 14, 14), C4(15, 15, 15, 15),       /* .. 512 */
@@ -276,7 +276,9 @@ ss_tcache *sigsafe__tc_bind(sigsafe_pool *pool, ss_tls *t)
         .states = pool->states,
         .bin_shift = tc ? pool->tc_bin_shift : 6u,
         .small_base = pool->small_base,
-        .small_len = tc ? pool->small_end - pool->small_base : 0,
+        .small_grains = tc ? (pool->small_end - pool->small_base) >>
+                                 SS_GRAIN_SHIFT
+                           : 0,
     };
     return tc;
 }

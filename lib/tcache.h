@@ -82,7 +82,7 @@
  * header reads).  Valid while `gen` equals sigsafe__pool_gen: a pool
  * destroyed since may have been replaced by another at the same address.
  * A bound pool without a record of this thread has sigsafe__tc_none here,
- * whose bins are all empty and full at once; small_len is 0 in an empty
+ * whose bins are all empty and full at once; small_grains is 0 in an empty
  * binding and in that one, so no pointer matches it.
  */
 typedef struct ss_tls_bind {
@@ -91,7 +91,7 @@ typedef struct ss_tls_bind {
     ss_tcache *tc;
     ss_a8 *states;        /* pool->states */
     uintptr_t small_base; /* pool->small_base */
-    uintptr_t small_len;  /* pool->small_end - small_base */
+    uintptr_t small_grains; /* (pool->small_end - small_base) >> 4 */
     unsigned bin_shift;   /* pool->tc_bin_shift */
 } ss_tls_bind;
 
@@ -131,8 +131,9 @@ SS_HIDDEN void sigsafe__tc_thread_exit(void);
 /* Threads inside sigsafe__tc_thread_exit() now; a pool destroy waits for
  * 0 after unlisting the pool (pool.c). */
 SS_HIDDEN extern ss_a32 sigsafe__tc_exiting;
-/* Size class of a cached request (size <= SS_TC_MAX_SIZE), by table. */
-SS_HIDDEN extern const uint8_t sigsafe__tc_class[SS_TC_MAX_SIZE / 16 + 1];
+/* The bin slot (size class + 1) of a cached request of 16 * i bytes,
+ * i <= SS_TC_MAX_SIZE / 16, by table. */
+SS_HIDDEN extern const uint8_t sigsafe__tc_slot[SS_TC_MAX_SIZE / 16 + 1];
 
 
 /* 1 if binding b is current (not made before a pool was destroyed). */
@@ -179,12 +180,12 @@ SS_INLINE void ss_tc_leave(ss_tls *t)
     ss_store_relaxed(&t->busy, 0);
 }
 
-/* The bin of cached class cls in record tc, whose bins are 1 << shift
- * bytes (ss_tc_bin_at(), from a binding). */
-SS_INLINE ss_tc_bin *ss_tc_bin_of(ss_tcache *tc, uintptr_t cls,
-                                     unsigned shift)
+/* The bin in slot `slot` (its class + 1) of record tc, whose bins are
+ * 1 << shift bytes (ss_tc_bin_at(), from a binding). */
+SS_INLINE ss_tc_bin *ss_tc_bin_of(ss_tcache *tc, uintptr_t slot,
+                                  unsigned shift)
 {
-    return (ss_tc_bin *)((uintptr_t)tc + sizeof(ss_tcache) + (cls << shift));
+    return (ss_tc_bin *)((uintptr_t)tc + (slot << shift));
 }
 
 /*
@@ -209,12 +210,11 @@ SS_INLINE void ss_bin_push(ss_tc_bin *bin, size_t n, uint32_t g)
     ss_store_release(&bin->n, (uint32_t)(n + 1));
 }
 
-/* Count one operation in a record; only its owner writes it. */
+/* Count one operation in a record; only its owner writes it (busy keeps
+ * its handlers out), and stats readers load it relaxed. */
 SS_INLINE void ss_tc_count(ss_a64 *c)
 {
-    /* relaxed load + store, not an RMW: the owner is the only writer (busy
-     * keeps its handlers out); stats readers see a recent value. */
-    ss_store_relaxed(c, ss_load_relaxed(c) + 1);
+    ss_owner_inc(c);
 }
 
 /* Hand out the newest block of a bin that holds n > 0 (busy set): mark it
