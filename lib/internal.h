@@ -98,7 +98,6 @@ _Static_assert(sizeof(ss_span) == 64, "one span header per cache line");
 #define SS_TC_LIMIT_MIN ((size_t)40 << 10) /* at least this */
 #define SS_TC_LIMIT_MAX ((size_t)1 << 20)  /* ... and at most */
 #define SS_TC_BIN_SHIFT_MAX 10u /* bins of 64 .. 1024 bytes */
-#define SS_TC_BATCH 64u        /* blocks one shared-list operation moves */
 typedef struct ss_tc_bin {
     ss_a32 n;            /* blocks held */
     uint16_t cap;        /* blocks it may hold now (see tcache.h) */

@@ -341,6 +341,43 @@ START_TEST(working_set_grows_cap)
 }
 END_TEST
 
+/* One class grows to fill the record's limit; then another class's
+ * working set grows too: it takes the room from the first (stealing), so
+ * the second reaches a cap the limit would otherwise have refused. */
+START_TEST(caps_steal_room)
+{
+    sigsafe_pool *pool = make_pool("tcache-steal", 4 * ST_MIB);
+    enum { SET = 200 };
+    static void *p[SET];
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < 60; i++)
+            ck_assert_ptr_nonnull(p[i] = sigsafe_pool_alloc(pool, 1024));
+        for (int i = 0; i < 60; i++)
+            sigsafe_free(p[i]);
+    }
+    ss_tcache *tc = my_record(pool);
+    ss_tc_bin *big = ss_tc_bin_at(pool, tc, ss_class_of(1024));
+    ss_tc_bin *small = ss_tc_bin_at(pool, tc, ss_class_of(512));
+    uint32_t big_cap = big->cap;
+    (void)check_caps(pool, tc);
+    /* the 1 KiB class took most of the limit: the 512 B class alone
+     * could not double far */
+    ck_assert_uint_gt((size_t)big_cap * 1024,
+                      pool->tc_limit - (size_t)small->cap * 512 - 40 * 1024);
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < 60; i++)
+            ck_assert_ptr_nonnull(p[i] = sigsafe_pool_alloc(pool, 512));
+        for (int i = 0; i < 60; i++)
+            sigsafe_free(p[i]);
+    }
+    (void)check_caps(pool, tc);
+    ck_assert_uint_ge(small->cap, 60);
+    ck_assert_uint_lt(big->cap, big_cap);
+    ck_assert_uint_eq(st_stats(pool).bytes_in_use, 0);
+    sigsafe_pool_destroy(pool);
+}
+END_TEST
+
 /* Working sets in every cached class, larger than one thread may keep:
  * the caps stay within tc_limit (classes steal from each other), so a
  * live thread holds at most tc_limit bytes idle, and another thread can
@@ -506,6 +543,7 @@ static Suite *tcache_suite(void)
     tcase_add_test(tc, exited_threads_strand_little);
     tcase_add_test(tc, working_set_grows_cap);
     tcase_add_test(tc, caps_stay_within_limit);
+    tcase_add_test(tc, caps_steal_room);
     tcase_add_test(tc, destroy_unbinds);
     tcase_add_test(tc, fast_free_falls_through);
     suite_add_tcase(s, tc);
