@@ -82,7 +82,7 @@ callgrind_per_pair() { # name, then the benchmark's arguments
     for k in 0 "$n"; do
         valgrind -q --tool=callgrind \
             --callgrind-out-file="$results/callgrind.$name.$k.out" \
-            "$bin" "$@" "$k" --pool-mib 4
+            "$bin" "$@" "$k" --pool-mib 4 >&2 || return 1
     done
     ir0=$(sed -n 's/^summary: *//p' "$results/callgrind.$name.0.out")
     irn=$(sed -n 's/^summary: *//p' "$results/callgrind.$name.$n.out")
@@ -102,9 +102,14 @@ run_callgrind() {
     } >"$out"
     rows=""
     tc_net=""
+    skipped=""
     for b in sigsafe tcmalloc jemalloc mimalloc glibc treiber; do
-        per=$(callgrind_per_pair "$b" --backends "$b" --instr-w1) || continue
-        [ -n "$per" ] || continue
+        per=$(callgrind_per_pair "$b" --backends "$b" --instr-w1 2>/dev/null) ||
+            per=""
+        if [ -z "$per" ]; then
+            skipped="$skipped $b"
+            continue
+        fi
         net=$(awk -v a="$per" -v h="$harness" 'BEGIN { printf "%.1f", a - h }')
         [ "$b" = tcmalloc ] && tc_net=$net
         rows="$rows$b $per $net
@@ -124,6 +129,9 @@ run_callgrind() {
         echo "that does nothing) costs $harness a pair; the net column takes"
         echo "it out.  sigsafe's count includes the benchmark's one-line"
         echo "wrapper that passes the pool."
+        [ -z "$skipped" ] || echo "Not run under callgrind:$skipped (jemalloc's"
+        [ -z "$skipped" ] || echo "library cannot be loaded there: no room in"
+        [ -z "$skipped" ] || echo "valgrind's static TLS; or the peer is missing)."
         echo
     } >>"$out"
     if command -v callgrind_annotate >/dev/null; then
