@@ -32,7 +32,7 @@ SS_INLINE int free_cached(sigsafe_pool *pool, uint32_t g, unsigned cls)
             n = bin->cap / 2u;
             sigsafe__tc_flush(pool, tc, cls, n);
         }
-        ss_tc_put(tc, bin, n, g);
+        ss_tc_put(bin, n, g);
     }
     ss_tc_leave(t);
     return tc != NULL;
@@ -159,7 +159,7 @@ void sigsafe_free(void *ptr)
                      * allocation on this thread may take it */
                     SS_ANNOTATE_FREE(b->pool, ptr,
                                      ss_class_size(ss_st_cls(v)));
-                    ss_tc_put(tc, bin, n, g);
+                    ss_tc_put(bin, n, g);
                     ss_tc_leave(t);
                     return;
                 }

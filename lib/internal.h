@@ -103,6 +103,7 @@ typedef struct ss_tc_bin {
     uint16_t cap;        /* blocks it may hold now (see tcache.h) */
     uint8_t live;        /* ss_st_live() of its class */
     uint8_t cls;         /* its class */
+    ss_a64 frees;        /* blocks freed into it (owner only) */
     /* (addr - small_base) >> 4 of each, the newest last; (1 <<
      * pool->tc_bin_shift) - 8 bytes of them.  See tcache.h. */
     uint32_t g[];
@@ -112,8 +113,9 @@ typedef struct ss_tc_bin {
  * thread, SS_TC_LOCK | token = being claimed or salvaged by that thread. */
 #define SS_TC_LOCK ((uint64_t)1 << 63)
 
-/* The counts are written by the owner only.  An allocation served by a
- * bin is not counted: it is what the others leave unexplained, filled +
+/* The counts (these and each bin's frees, which sit on the line the free
+ * writes anyway) are written by the owner only.  An allocation served by
+ * a bin is not counted: it is what the others leave unexplained, filled +
  * frees - drained - (blocks held), summed by sigsafe_pool_stats().  The
  * owner's identity (tls, tid, pid) is written only while the key holds
  * SS_TC_LOCK, and read by others like a sequence lock (tcache.c).  The
@@ -124,13 +126,12 @@ typedef struct ss_tcache {
     ss_aptr tls;              /* the owner's TLS block */
     ss_a32 tid;               /* the owner's thread id, 0 if unknown */
     ss_a32 pid;               /* its process id then, 0 if unknown */
-    ss_a64 frees;             /* blocks freed into the bins */
     ss_a64 allocs;            /* blocks refills handed out directly */
     ss_a64 filled;            /* blocks refills put into the bins */
     ss_a64 drained;           /* blocks flushes took out of them */
     ss_a64 cap_bytes;         /* the sum of cap * class size (owner only) */
 } ss_tcache;
-_Static_assert(sizeof(ss_tcache) == 64, "a record's header is one line");
+_Static_assert(sizeof(ss_tcache) <= 64, "a record's header fits slot 0");
 
 /* log2 of the bytes of one bin in a pool of this capacity: bigger pools
  * let a cache hold more blocks of a class (tcache.h, "Capacity"). */

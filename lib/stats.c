@@ -35,25 +35,24 @@ int sigsafe_pool_stats(const sigsafe_pool *pool, sigsafe_stats *out)
         /* The allocations the bins served (see ss_tcache) are
          * filled + frees - drained - held, from one record's counts read
          * one by one while its owner may be working.  Taken again until
-         * the three counts are the same before and after the bins are
-         * summed (then only bin allocations, which lower `held`, can have
-         * happened meanwhile, and the result lies between the true values
-         * at the start and at the end); a few tries, then the last
-         * reading, clamped at 0. */
+         * filled and drained are the same before and after the bins (and
+         * their frees) are summed (then only bin allocations and frees
+         * can have happened meanwhile, each read at most one count
+         * apart); a few tries, then the last reading, clamped at 0. */
         uint64_t f = 0, in = 0, drained = 0, held = 0, held_bytes = 0;
         for (int tries = 0; tries < 8; tries++) {
             drained = ss_load_relaxed(&tc->drained);
-            f = ss_load_relaxed(&tc->frees);
             uint64_t filled = ss_load_relaxed(&tc->filled);
-            held = held_bytes = 0;
+            f = held = held_bytes = 0;
             for (unsigned c = 0; c < p->tc_classes; c++) {
-                uint32_t n = ss_load_relaxed(&ss_tc_bin_at(p, tc, c)->n);
+                ss_tc_bin *bin = ss_tc_bin_at(p, tc, c);
+                f += ss_load_relaxed(&bin->frees);
+                uint32_t n = ss_load_relaxed(&bin->n);
                 held += n;
                 held_bytes += (uint64_t)n * ss_class_size(c);
             }
             in = filled + f;
             if (drained == ss_load_relaxed(&tc->drained) &&
-                f == ss_load_relaxed(&tc->frees) &&
                 filled == ss_load_relaxed(&tc->filled))
                 break;
         }

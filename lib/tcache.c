@@ -122,6 +122,7 @@ static void rec_reset(sigsafe_pool *pool, ss_tcache *r)
         bin->cap = pool->tc_first_cap[c];
         bin->live = ss_st_live(c);
         bin->cls = (uint8_t)c;
+        ss_store_relaxed(&bin->frees, 0); /* relaxed: as below */
         bytes += (uint64_t)bin->cap * ss_class_size(c);
     }
     /* relaxed: published to the next holder by rec_publish()'s release. */
@@ -526,10 +527,12 @@ uint32_t sigsafe__tc_salvage(sigsafe_pool *pool, ss_tcache *r)
     uint32_t grains = (uint32_t)((pool->small_end - pool->small_base) >>
                                  SS_GRAIN_SHIFT);
     uint32_t total = 0;
+    uint64_t frees = 0;
     for (unsigned c = 0; c < pool->tc_classes; c++) {
         ss_tc_bin *bin = ss_tc_bin_at(pool, r, c);
         /* relaxed: the record is ours (locked); the acquire of the lock
          * ordered the previous holder's stores before these loads. */
+        frees += ss_load_relaxed(&bin->frees);
         uint32_t n = ss_load_relaxed(&bin->n), ok = 0;
         n = n > pool->tc_entries ? pool->tc_entries : n;
         if (!n)
@@ -565,12 +568,10 @@ uint32_t sigsafe__tc_salvage(sigsafe_pool *pool, ss_tcache *r)
     rec_reset(pool, r);
     /* relaxed: counts, exact when quiescent: the record's allocations and
      * frees move to the pool's counters, the record starts from zero. */
-    uint64_t frees = ss_load_relaxed(&r->frees);
     uint64_t in = ss_load_relaxed(&r->filled) + frees;
     uint64_t drained = ss_load_relaxed(&r->drained);
     uint64_t allocs = ss_load_relaxed(&r->allocs) +
                       (in > drained ? in - drained : 0);
-    ss_store_relaxed(&r->frees, 0);
     ss_store_relaxed(&r->allocs, 0);
     ss_store_relaxed(&r->filled, 0);
     ss_store_relaxed(&r->drained, 0);

@@ -57,7 +57,7 @@
  * the thread's working set: a new record starts each class at
  * tc_first_cap (capacity / 2048 bytes of it, 2 to 16 blocks), and a bin
  * that runs dry doubles its cap, up to what the bin can hold
- * (tc_entries: 30 to 254 blocks by pool size).  A free into a full bin
+ * (tc_entries: 28 to 252 blocks by pool size).  A free into a full bin
  * sends the newest half of it back in one push.  The caps of one record
  * add up to at most tc_limit bytes (capacity / 64, 40 KiB to 1 MiB): a
  * class that would grow past it first halves the caps of the classes
@@ -231,10 +231,10 @@ SS_INLINE void *ss_tc_take(ss_a8 *states, uintptr_t small_base,
 
 /* Keep a freed block (live bit already cleared) in a bin holding n blocks,
  * n below its cap (busy set). */
-SS_INLINE void ss_tc_put(ss_tcache *tc, ss_tc_bin *bin, size_t n, uint32_t g)
+SS_INLINE void ss_tc_put(ss_tc_bin *bin, size_t n, uint32_t g)
 {
     ss_bin_push(bin, n, g);
-    ss_tc_count(&tc->frees);
+    ss_tc_count(&bin->frees);
 }
 
 #endif /* SS_TCACHE_H */
