@@ -96,7 +96,7 @@ typedef struct ss_tls_bind {
 } ss_tls_bind;
 
 typedef struct ss_tls {
-    _Atomic unsigned char busy;
+    _Alignas(64) _Atomic unsigned char busy; /* busy and bind[0]: one line */
     ss_tls_bind bind[2]; /* the two pools used last, most recent first */
     ss_a64 token;        /* this thread's record key; 0 until drawn */
     ss_a32 tid;          /* this thread's id, 0 until asked */
