@@ -102,7 +102,6 @@ typedef struct ss_tc_bin {
     ss_a32 n;            /* blocks held */
     uint16_t cap;        /* blocks it may hold now (see tcache.h) */
     uint8_t live;        /* ss_st_live() of its class */
-    uint8_t cls;         /* its class */
     ss_a64 frees;        /* blocks freed into it (owner only) */
     /* (addr - small_base) >> 4 of each, the newest last; (1 <<
      * pool->tc_bin_shift) - 8 bytes of them.  See tcache.h. */
@@ -129,7 +128,6 @@ typedef struct ss_tcache {
     ss_a64 allocs;            /* blocks refills handed out directly */
     ss_a64 filled;            /* blocks refills put into the bins */
     ss_a64 drained;           /* blocks flushes took out of them */
-    ss_a64 cap_bytes;         /* the sum of cap * class size (owner only) */
 } ss_tcache;
 _Static_assert(sizeof(ss_tcache) <= 64, "a record's header fits slot 0");
 
@@ -380,12 +378,19 @@ SS_INLINE ss_tcache *ss_tc_record(const sigsafe_pool *pool, unsigned i)
                          (uintptr_t)i * ss_tc_stride(pool->tc_bin_shift));
 }
 
+/* The bin in slot `slot` (its class + 1) of record tc, whose bins are
+ * 1 << shift bytes: the fast paths' form, from a binding. */
+SS_INLINE ss_tc_bin *ss_tc_bin_of(ss_tcache *tc, uintptr_t slot,
+                                  unsigned shift)
+{
+    return (ss_tc_bin *)((uintptr_t)tc + (slot << shift));
+}
+
 /* The bin of cached class cls in record tc of pool. */
 SS_INLINE ss_tc_bin *ss_tc_bin_at(const sigsafe_pool *pool, ss_tcache *tc,
                                   unsigned cls)
 {
-    return (ss_tc_bin *)((uintptr_t)tc +
-                         ((uintptr_t)(cls + 1) << pool->tc_bin_shift));
+    return ss_tc_bin_of(tc, (uintptr_t)cls + 1, pool->tc_bin_shift);
 }
 
 /* ---- AS-safe internals */

@@ -116,17 +116,14 @@ static void rec_publish(ss_tcache *r, ss_tls *t, uint64_t to)
  * empty, the caps of a new record. */
 static void rec_reset(sigsafe_pool *pool, ss_tcache *r)
 {
-    uint64_t bytes = 0;
     for (unsigned c = 0; c < pool->tc_classes; c++) {
         ss_tc_bin *bin = ss_tc_bin_at(pool, r, c);
         bin->cap = pool->tc_first_cap[c];
         bin->live = ss_st_live(c);
-        bin->cls = (uint8_t)c;
-        ss_store_relaxed(&bin->frees, 0); /* relaxed: as below */
-        bytes += (uint64_t)bin->cap * ss_class_size(c);
+        /* relaxed: published to the next holder by rec_publish()'s
+         * release. */
+        ss_store_relaxed(&bin->frees, 0);
     }
-    /* relaxed: published to the next holder by rec_publish()'s release. */
-    ss_store_relaxed(&r->cap_bytes, bytes);
 }
 
 /* Take record r from key k (0, or a vanished owner's token) for this
@@ -374,9 +371,14 @@ static void grow(sigsafe_pool *pool, ss_tcache *tc, ss_tc_bin *bin,
     uint64_t bs = ss_class_size(cls), limit = pool->tc_limit;
     uint32_t cap = bin->cap;
     uint32_t want = cap * 2u > pool->tc_entries ? pool->tc_entries : cap * 2u;
-    /* relaxed: an owner-only count (see ss_tcache) */
-    uint64_t used = ss_load_relaxed(&tc->cap_bytes);
-    while (want > cap && used + (want - cap) * bs > limit) {
+    if (want == cap)
+        return; /* as big as a bin holds */
+    /* What the record's caps add up to now (a refill's slow path: the
+     * sum is cheaper to take than a total to keep right). */
+    uint64_t used = 0;
+    for (unsigned c = 0; c < pool->tc_classes; c++)
+        used += (uint64_t)ss_tc_bin_at(pool, tc, c)->cap * ss_class_size(c);
+    while (used + (want - cap) * bs > limit) {
         unsigned victim = SS_TC_CLASSES;
         uint64_t most = 0;
         for (unsigned c = 0; c < pool->tc_classes; c++) {
@@ -404,9 +406,7 @@ static void grow(sigsafe_pool *pool, ss_tcache *tc, ss_tc_bin *bin,
         used -= (uint64_t)(v->cap - keep) * ss_class_size(victim);
         v->cap = (uint16_t)keep;
     }
-    used += (uint64_t)(want - cap) * bs;
     bin->cap = (uint16_t)want;
-    ss_store_relaxed(&tc->cap_bytes, used); /* relaxed: as above */
 }
 
 uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
@@ -462,7 +462,7 @@ uint32_t sigsafe__tc_refill(sigsafe_pool *pool, ss_tcache *tc, unsigned cls)
      * grows, as a flush counts before n drops. */
     uint32_t g = ids[ok - 1];
     ss_store_relaxed(&tc->filled, ss_load_relaxed(&tc->filled) + (ok - 1));
-    ss_tc_count(&tc->allocs);
+    ss_owner_inc(&tc->allocs);
     /* release: the entries are written before n counts them (the bin
      * discipline). */
     ss_store_release(&bin->n, ok - 1);

@@ -180,14 +180,6 @@ SS_INLINE void ss_tc_leave(ss_tls *t)
     ss_store_relaxed(&t->busy, 0);
 }
 
-/* The bin in slot `slot` (its class + 1) of record tc, whose bins are
- * 1 << shift bytes (ss_tc_bin_at(), from a binding). */
-SS_INLINE ss_tc_bin *ss_tc_bin_of(ss_tcache *tc, uintptr_t slot,
-                                  unsigned shift)
-{
-    return (ss_tc_bin *)((uintptr_t)tc + (slot << shift));
-}
-
 /*
  * A bin's stack: g[0 .. n-1], the newest last.  Pop: take g[n-1], then
  * n - 1.  Push: write g[n], then n + 1 (the bin discipline's order).
@@ -210,13 +202,6 @@ SS_INLINE void ss_bin_push(ss_tc_bin *bin, size_t n, uint32_t g)
     ss_store_release(&bin->n, (uint32_t)(n + 1));
 }
 
-/* Count one operation in a record; only its owner writes it (busy keeps
- * its handlers out), and stats readers load it relaxed. */
-SS_INLINE void ss_tc_count(ss_a64 *c)
-{
-    ss_owner_inc(c);
-}
-
 /* Hand out the newest block of a bin that holds n > 0 (busy set): mark it
  * live and return its address.  states and small_base are the pool's. */
 SS_INLINE void *ss_tc_take(ss_a8 *states, uintptr_t small_base,
@@ -234,7 +219,8 @@ SS_INLINE void *ss_tc_take(ss_a8 *states, uintptr_t small_base,
 SS_INLINE void ss_tc_put(ss_tc_bin *bin, size_t n, uint32_t g)
 {
     ss_bin_push(bin, n, g);
-    ss_tc_count(&bin->frees);
+    /* only the owner writes it (busy keeps its handlers out) */
+    ss_owner_inc(&bin->frees);
 }
 
 #endif /* SS_TCACHE_H */

@@ -255,6 +255,22 @@ static unsigned lj_cut_one(void *(*worker)(void *), void *arg)
     return !atomic_load(&lj_stop);
 }
 
+/* The siglongjmp tests' verdict after n rounds, cut of them cut short:
+ * no bad round, every round cut (under ThreadSanitizer at least one: see
+ * lj_cut_one), and at most a cut-short operation's blocks left charged
+ * a round: a refill's or a flush's batch (half a bin), or a few more. */
+static void lj_report(const char *name, unsigned n, unsigned cut,
+                      unsigned bad)
+{
+    sigsafe_stats s = st_stats(lj_pool);
+    printf("%s: %u rounds (%u cut), %u bad, %zu bytes left charged\n", name,
+           n, cut, bad, s.bytes_in_use);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_uint_ge(cut, st_under_tsan() ? 1 : n);
+    ck_assert_uint_le(s.bytes_in_use,
+                      (size_t)n * (lj_pool->tc_entries / 2 + 8) * 64);
+}
+
 START_TEST(longjmp_mid_operation)
 {
     lj_setup("rec-longjmp");
@@ -268,15 +284,7 @@ START_TEST(longjmp_mid_operation)
         pthread_join(x, NULL);
         bad += dup != 0;
     }
-    /* Every round leaves at most a cut-short operation's blocks charged:
-     * a refill's or a flush's batch (half a bin), or a few more. */
-    sigsafe_stats s = st_stats(lj_pool);
-    printf("longjmp_mid_operation: %u rounds (%u cut), %u with a block "
-           "twice, %zu bytes left charged\n", n, cut, bad, s.bytes_in_use);
-    ck_assert_uint_eq(bad, 0);
-    ck_assert_uint_ge(cut, st_under_tsan() ? 1 : n);
-    ck_assert_uint_le(s.bytes_in_use,
-                      (size_t)n * (lj_pool->tc_entries / 2 + 8) * 64);
+    lj_report("longjmp_mid_operation", n, cut, bad);
 }
 END_TEST
 
@@ -436,13 +444,7 @@ START_TEST(exit_hook_salvages_torn)
         bad += dup != 0 || held_records(lj_pool) != 0;
         bad += alloc_distinct(lj_pool, 16, 64) || alloc_distinct(lj_pool, 48, 64);
     }
-    sigsafe_stats s = st_stats(lj_pool);
-    printf("exit_hook_salvages_torn: %u rounds (%u cut), %u bad, %zu bytes "
-           "left charged\n", n, cut, bad, s.bytes_in_use);
-    ck_assert_uint_eq(bad, 0);
-    ck_assert_uint_ge(cut, st_under_tsan() ? 1 : n);
-    ck_assert_uint_le(s.bytes_in_use,
-                      (size_t)n * (lj_pool->tc_entries / 2 + 8) * 64);
+    lj_report("exit_hook_salvages_torn", n, cut, bad);
 }
 END_TEST
 
